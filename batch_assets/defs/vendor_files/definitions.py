@@ -1,0 +1,31 @@
+"""The vendor exchange slice: every vendor spec in the vendors folder becomes its asset family."""
+
+import dagster as dg
+
+from batch_assets.defs.vendor_files.assets import build_vendor_assets
+from batch_assets.defs.vendor_files.jobs import build_vendor_jobs
+from batch_assets.defs.vendor_files.partitions import vendor_day_partitions
+from batch_assets.defs.vendor_files.schedules import build_vendor_schedules
+from batch_assets.defs.vendor_files.sensors import build_arrival_sensor, build_sftp_poll_sensor
+from batch_assets.lib.settings import Settings, load_settings
+from batch_assets.lib.specs import load_vendor_specs
+
+
+def build_vendor_exchange(settings: Settings) -> dg.Definitions:
+    specs = load_vendor_specs(settings.vendors_dir)
+    partitions_def = vendor_day_partitions(settings)
+    jobs = build_vendor_jobs()
+    return dg.Definitions(
+        assets=[a for spec in specs for a in build_vendor_assets(spec, partitions_def)],
+        jobs=list(jobs.values()),
+        schedules=build_vendor_schedules(jobs),
+        sensors=[
+            build_arrival_sensor(specs, partitions_def, jobs["process_vendor_files_job"], settings),
+            *filter(None, [build_sftp_poll_sensor(specs, settings)]),
+        ],
+    )
+
+
+@dg.definitions
+def vendor_exchange() -> dg.Definitions:
+    return build_vendor_exchange(load_settings())

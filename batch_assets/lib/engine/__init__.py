@@ -1,0 +1,23 @@
+from batch_assets.lib.engine.transform import (
+    DEFAULT_CHUNK_SIZE,
+    ChunkTransform,
+    FileResult,
+    MaskingKeyError,
+    Progress,
+    check_spec_sql,
+    resolve_keys,
+    transform_batches,
+    transform_file,
+)
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "ChunkTransform",
+    "FileResult",
+    "MaskingKeyError",
+    "Progress",
+    "check_spec_sql",
+    "resolve_keys",
+    "transform_batches",
+    "transform_file",
+]

@@ -1,0 +1,117 @@
+"""Which inbound files are new since the last sensor tick: pure functions over listings.
+
+The cursor is a watermark (the newest modification time processed) plus the versions of the
+files modified within ``lag`` of it. Listings have 1-second (S3) or coarse (some file systems)
+time resolution, and an upload that started before the watermark can appear after it; keeping
+the recent versions and looking back ``lag`` seconds catches both, while the cursor stays as
+small as the arrivals of ``lag`` seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from batch_assets.lib.engine import layout
+from batch_assets.lib.storage import ObjectInfo
+
+
+@dataclass(frozen=True)
+class ArrivalCursor:
+    watermark: float = 0.0  # epoch seconds of the newest file handed to a run
+    recent: dict[str, tuple[str, float]] = field(default_factory=dict)  # key -> (version, modified)
+
+    def to_json(self) -> str:
+        return json.dumps({"w": self.watermark, "r": {k: list(v) for k, v in sorted(self.recent.items())}})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> ArrivalCursor:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls(watermark=float(data["w"]), recent={k: (v[0], float(v[1])) for k, v in data["r"].items()})
+
+
+@dataclass
+class ArrivalPlan:
+    batches: dict[tuple[str, str], list[ObjectInfo]] = field(default_factory=dict)  # (vendor, day) -> new files
+    skipped: dict[str, str] = field(default_factory=dict)  # key -> why it was passed over this tick
+    cursor: ArrivalCursor = field(default_factory=ArrivalCursor)
+
+    @staticmethod
+    def run_key(vendor_id: str, day: str, files: list[ObjectInfo]) -> str:
+        """The same file versions always give the same key, so a version is launched once."""
+        digest = hashlib.sha256("\n".join(sorted(f"{f.key}@{f.version}" for f in files)).encode()).hexdigest()
+        return f"{vendor_id}:{day}:{digest[:20]}"
+
+
+def plan_arrivals(
+    objects: Iterable[ObjectInfo],
+    cursor: ArrivalCursor,
+    *,
+    vendor_pattern: Callable[[str], str | None],
+    has_day: Callable[[str], bool],
+    now: datetime,
+    settle_seconds: float,
+    lag_seconds: float,
+) -> ArrivalPlan:
+    """Group the new file versions by (vendor, day) and move the cursor past them.
+
+    ``vendor_pattern(vendor_id)`` gives the vendor's file-name glob, or None for an unknown
+    vendor; ``has_day(day)`` tells whether the day is a partition yet.
+    """
+    plan = ArrivalPlan()
+    floor = cursor.watermark - lag_seconds
+    accepted: dict[str, tuple[str, float]] = {}
+    for obj in objects:
+        modified = obj.modified.timestamp()
+        if modified < floor:
+            continue  # handed to a run before (or older than anything the sensor watches)
+        if cursor.recent.get(obj.key, (None,))[0] == obj.version:
+            continue  # this version was already handed to a run
+        reason = _why_not_ready(obj, vendor_pattern, has_day, now, settle_seconds)
+        if reason:
+            plan.skipped[layout.printable(obj.key)] = reason
+            continue
+        parsed = layout.parse_inbound_key(obj.key)
+        plan.batches.setdefault((parsed.vendor_id, parsed.day), []).append(obj)
+        accepted[obj.key] = (obj.version, modified)
+    watermark = max([cursor.watermark, *(m for _, m in accepted.values())])
+    recent = {k: v for k, v in {**cursor.recent, **accepted}.items() if v[1] >= watermark - lag_seconds}
+    plan.cursor = ArrivalCursor(watermark=watermark, recent=recent)
+    return plan
+
+
+def _why_not_ready(
+    obj: ObjectInfo,
+    vendor_pattern: Callable[[str], str | None],
+    has_day: Callable[[str], bool],
+    now: datetime,
+    settle_seconds: float,
+) -> str | None:
+    try:
+        parsed = layout.parse_inbound_key(obj.key)
+    except layout.NotAnInboundFile as exc:
+        return str(exc)
+    pattern = vendor_pattern(parsed.vendor_id)
+    if pattern is None:
+        return f"no spec for vendor '{parsed.vendor_id}' (add vendors/{parsed.vendor_id}.yaml)"
+    if layout.is_in_progress(parsed.file_name):
+        return "upload still in progress (temporary file name)"
+    if not _matches(parsed.file_name, pattern):
+        return f"file name does not match the vendor's pattern {pattern!r}"
+    age = (now - obj.modified).total_seconds()
+    if age < settle_seconds:
+        return f"modified {age:.0f}s ago; waiting {settle_seconds:.0f}s for the upload to settle"
+    if not has_day(parsed.day):
+        return f"day {parsed.day} is not a partition (before the start date, or in the future)"
+    return None
+
+
+def _matches(name: str, pattern: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatchcase(name, pattern)

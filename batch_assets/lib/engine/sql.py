@@ -1,0 +1,311 @@
+"""Build the one DuckDB query that validates, maps, derives and masks a chunk of records.
+
+Everything a vendor spec says becomes SQL here; values from the spec (patterns, bounds,
+allowed lists, keys) travel as named parameters, only identifiers are spliced in, quoted.
+The chunk arrives as the view ``chunk`` with the reader's columns: ``_record_no``,
+``_line_no``, ``_parse_error`` and one string column per source field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from batch_assets.lib.formats.xml import NOT_XML
+from batch_assets.lib.specs.model import (
+    CsvFormat,
+    FieldType,
+    FixedWidthFormat,
+    Mask,
+    SchemaField,
+    VendorSpec,
+    XmlFormat,
+)
+
+RAW_PREFIX = "__raw__"
+KEY_PREFIX = "__key__"  # clear value of a unique field, kept in memory for the seen-table only
+RULE = "_reject_rule"
+REASON = "_reject_reason"
+RECORD_NO = "_record_no"
+LINE_NO = "_line_no"
+PARSE_ERROR = "_parse_error"
+
+
+def prior_table(seen_table: str) -> str:
+    """The values of the current chunk already accepted in earlier chunks (small, rebuilt per chunk)."""
+    return f"{seen_table}_prior"
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class Params:
+    """Collects query parameters and hands back their ``$name`` placeholders."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, value: Any) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"${name}"
+
+
+def _present(col: str) -> str:
+    return f"({col} IS NOT NULL AND {col} <> '')"
+
+
+def typed_expr(f: SchemaField, col: str, p: Params) -> str:
+    """The raw string ``col`` cast to the field's type; NULL when it does not parse."""
+    v = f"NULLIF({col}, '')"
+    match f.type:
+        case FieldType.STRING:
+            return col
+        case FieldType.INTEGER:
+            return f"TRY_CAST({v} AS BIGINT)"
+        case FieldType.DECIMAL:
+            return f"TRY_CAST({v} AS DECIMAL(38, {int(f.scale)}))"
+        case FieldType.FLOAT:
+            return f"TRY_CAST({v} AS DOUBLE)"
+        case FieldType.BOOLEAN:
+            return f"TRY_CAST({v} AS BOOLEAN)"
+        case FieldType.DATE:
+            if f.format:
+                return f"CAST(TRY_STRPTIME({v}, {p(f.format)}) AS DATE)"
+            return f"TRY_CAST({v} AS DATE)"
+        case FieldType.TIMESTAMP:
+            if f.format:
+                return f"TRY_STRPTIME({v}, {p(f.format)})"
+            return f"TRY_CAST({v} AS TIMESTAMP)"
+    raise ValueError(f"unknown type {f.type}")
+
+
+def _type_violation(f: SchemaField, col: str, p: Params) -> str | None:
+    typed = typed_expr(f, col, p)
+    match f.type:
+        case FieldType.STRING:
+            return None
+        case FieldType.INTEGER:
+            # TRY_CAST('2.5' AS BIGINT) rounds to 3: insist on digits first.
+            shape = f"regexp_full_match({col}, {p(r'[+-]?[0-9]+')})"
+        case FieldType.DECIMAL:
+            # More decimal places than the scale would be rounded by the cast: refuse instead.
+            s = int(f.scale)
+            pattern = rf"[+-]?([0-9]+(\.[0-9]{{0,{s}}})?|\.[0-9]{{1,{s}}})" if s else r"[+-]?[0-9]+"
+            shape = f"regexp_full_match({col}, {p(pattern)})"
+        case _:
+            shape = "true"
+    return f"{_present(col)} AND NOT ({shape} AND {typed} IS NOT NULL)"
+
+
+def field_checks(f: SchemaField, col: str, p: Params) -> list[tuple[str, str, str]]:
+    """(rule id, SQL condition that is true when the record breaks the rule, message), in order."""
+    checks: list[tuple[str, str, str]] = []
+    name = f.name
+    if f.required:
+        checks.append((f"required:{name}", f"NOT {_present(col)}", f"{name}: required value is missing"))
+    type_violation = _type_violation(f, col, p)
+    if type_violation:
+        fmt = f" in format {f.format}" if f.format else ""
+        checks.append((f"type:{name}", type_violation, f"{name}: not a valid {f.type.value}{fmt}"))
+    if f.regex is not None:
+        checks.append(
+            (
+                f"regex:{name}",
+                f"{_present(col)} AND NOT regexp_full_match({col}, {p(f.regex)})",
+                f"{name}: does not match the required pattern",
+            )
+        )
+    if f.min is not None:
+        checks.append((f"min:{name}", f"{typed_expr(f, col, p)} < {p(f.min)}", f"{name}: below the minimum {f.min:g}"))
+    if f.max is not None:
+        checks.append((f"max:{name}", f"{typed_expr(f, col, p)} > {p(f.max)}", f"{name}: above the maximum {f.max:g}"))
+    if f.allowed is not None:
+        checks.append(
+            (
+                f"allowed:{name}",
+                f"{_present(col)} AND NOT list_contains({p(list(f.allowed))}, {col})",
+                f"{name}: not one of the allowed values",
+            )
+        )
+    return checks
+
+
+def mask_expr(mask: Mask, col: str, p: Params, key: bytes | None) -> str:
+    """SQL masking a value (cast to text); NULL stays NULL."""
+    v = f"CAST({col} AS VARCHAR)"
+    match mask.method:
+        case "redact":
+            return f"repeat('*', length({v}))"
+        case "keep_last":
+            n = int(mask.keep)
+            return (
+                f"CASE WHEN length({v}) <= {n} THEN repeat('*', length({v})) "
+                f"ELSE repeat('*', length({v}) - {n}) || right({v}, {n}) END"
+            )
+        case "email":
+            at = f"strpos({v}, '@')"
+            masked_local = f"repeat('*', {at} - 1) || substr({v}, {at})"
+            return f"CASE WHEN {at} > 0 THEN {masked_local} ELSE repeat('*', length({v})) END"
+        case "hash":
+            if key is None:
+                raise ValueError("hash masking needs a key")
+            # HMAC-SHA256 (RFC 2104) spelled out, so it runs vectorised inside DuckDB.
+            block = key if len(key) <= 64 else hashlib.sha256(key).digest()
+            block = block.ljust(64, b"\0")
+            ipad = bytes(b ^ 0x36 for b in block)
+            opad = bytes(b ^ 0x5C for b in block)
+            inner = f"unhex(sha256(CAST({p(ipad)} AS BLOB) || encode({v})))"
+            return f"CASE WHEN {v} IS NULL THEN NULL ELSE sha256(CAST({p(opad)} AS BLOB) || {inner}) END"
+    raise ValueError(f"unknown mask {mask.method}")
+
+
+def unwritable_text(spec: VendorSpec) -> str | None:
+    """An RE2 pattern of the characters the vendor's output format cannot write, or None."""
+    out = spec.output.format
+    patterns = []
+    if isinstance(out, XmlFormat):
+        patterns.append(NOT_XML)  # not even as character references; Latin-1 XML refers to the rest
+    if isinstance(out, FixedWidthFormat):
+        patterns.append("[\\r\\n]")  # a line break would split the record
+    if isinstance(out, CsvFormat | FixedWidthFormat) and out.encoding == "latin-1":
+        patterns.append("[^\\x{0}-\\x{ff}]")
+    return "|".join(patterns) or None
+
+
+@dataclass(frozen=True)
+class ChunkQuery:
+    sql: str
+    params: dict[str, Any]
+    raw_fields: list[str]
+    output_fields: list[str]
+
+
+def build_chunk_query(spec: VendorSpec, keys: dict[str, bytes], seen_tables: dict[str, str]) -> ChunkQuery:
+    """The whole per-chunk transform as one query.
+
+    ``keys`` maps a mask's secret_env to its key; ``seen_tables`` maps a unique field to the
+    table of values accepted in earlier chunks of the same file.
+    """
+    p = Params()
+    fields = spec.schema_
+    src_cols = ", ".join(f"{ident(f.source_name)} AS {ident(f.name)}" for f in fields)
+    ctes = [f"src AS (SELECT {RECORD_NO}, {LINE_NO}, {PARSE_ERROR}, {src_cols} FROM chunk)"]
+
+    checks: list[tuple[str, str, str]] = []
+    for f in fields:
+        checks.extend(field_checks(f, ident(f.name), p))
+    rule_case = " ".join(f"WHEN coalesce({cond}, false) THEN {p(rule)}" for rule, cond, _ in checks)
+    reasons = ", ".join(f"CASE WHEN coalesce({cond}, false) THEN {p(msg)} END" for _, cond, msg in checks)
+    reason_sql = f"concat_ws('; ', {reasons})" if reasons else "NULL"
+    ctes.append(
+        f"chk AS (SELECT *, CASE WHEN {PARSE_ERROR} IS NOT NULL THEN 'parse' {rule_case} END AS {RULE}, "
+        f"CASE WHEN {PARSE_ERROR} IS NOT NULL THEN 'record could not be parsed: ' || {PARSE_ERROR} "
+        f"ELSE NULLIF({reason_sql}, '') END AS {REASON} FROM src)"
+    )
+    prev = "chk"
+    # Unique: the first record with a value that passes the field rules wins (even if its output
+    # width rejects it later); later ones, in this chunk or an earlier one, are rejected.
+    for i, f in enumerate(f for f in fields if f.unique):
+        col, rn = ident(f.name), f"_rn{i}"
+        dup = (
+            f"{RULE} IS NULL AND {_present(col)} AND "
+            f"({rn} > 1 OR {col} IN (SELECT v FROM {ident(prior_table(seen_tables[f.name]))}))"
+        )
+        ctes.append(
+            f"u{i} AS (SELECT * EXCLUDE ({rn}) REPLACE ("
+            f"CASE WHEN {dup} THEN {p('unique:' + f.name)} ELSE {RULE} END AS {RULE}, "
+            f"CASE WHEN {dup} THEN {p(f.name + ': duplicate of an earlier record')} ELSE {REASON} END AS {REASON}) "
+            f"FROM (SELECT *, row_number() OVER (PARTITION BY {col}, {RULE} IS NULL ORDER BY {RECORD_NO}) AS {rn} "
+            f"FROM {prev}))"
+        )
+        prev = f"u{i}"
+
+    by_output = {m.output_name: m.source for m in spec.mappings} or {f.name: f.name for f in fields}
+    source_masks = {by_output[name]: m for name, m in spec.masking.items() if name in by_output}
+
+    def key_for(mask: Mask) -> bytes | None:
+        return keys.get(mask.secret_env) if mask.method == "hash" else None
+
+    # Raw values travel unmasked to the end, where only rejected records' copies are masked.
+    raw_cols = [f"{ident(f.name)} AS {ident(RAW_PREFIX + f.name)}" for f in fields]
+    raw_cols += [f"{ident(f.name)} AS {ident(KEY_PREFIX + f.name)}" for f in fields if f.unique]
+    typed_by_name = {f.name: typed_expr(f, ident(f.name), p) for f in fields}
+    mapped_cols = [
+        f"{typed_by_name[source]} AS {ident(target)}"
+        for target, source in ([(m.output_name, m.source) for m in spec.mappings] or [(f.name, f.name) for f in fields])
+    ]
+    ctes.append(
+        f"mapped AS (SELECT {RECORD_NO}, {LINE_NO}, {RULE}, {REASON}, {', '.join(raw_cols)}, "
+        f"{', '.join(mapped_cols)} FROM {prev})"
+    )
+    prev = "mapped"
+    present = set(spec.mapped_fields)
+    for i, rule in enumerate(spec.business_rules):
+        # Only accepted records are derived, so an expression that fails on bad data cannot
+        # fail the chunk for records that are already rejected.
+        expr = f"CASE WHEN {RULE} IS NULL THEN ({rule.expression}) END"
+        if rule.field in present:
+            sel = f"SELECT * REPLACE ({expr} AS {ident(rule.field)}) FROM {prev}"
+        else:
+            sel = f"SELECT *, {expr} AS {ident(rule.field)} FROM {prev}"
+            present.add(rule.field)
+        ctes.append(f"b{i} AS ({sel})")
+        prev = f"b{i}"
+    if spec.masking:
+        replaces = ", ".join(
+            f"{mask_expr(m, ident(name), p, key_for(m))} AS {ident(name)}" for name, m in spec.masking.items()
+        )
+        ctes.append(f"masked AS (SELECT * REPLACE ({replaces}) FROM {prev})")
+        prev = "masked"
+    out = spec.output.format
+    if isinstance(out, FixedWidthFormat):
+        widths = {f.name: f.width for f in out.fields}
+        # Render the output as text here, so the width checked is the width the writer pads:
+        # a fixed-width vendor's staged records are the exact strings of its outbound file.
+        rendered = ", ".join(f"CAST({ident(n)} AS VARCHAR) AS {ident(n)}" for n in spec.output_fields)
+        ctes.append(f"rendered AS (SELECT * REPLACE ({rendered}) FROM {prev})")
+        prev = "rendered"
+        too_long = [
+            (name, f"length(CAST({ident(name)} AS VARCHAR)) > {int(widths[name])}") for name in spec.output_fields
+        ]
+        rule_case = " ".join(f"WHEN coalesce({c}, false) THEN {p('output_width:' + n)}" for n, c in too_long)
+        msg_case = " ".join(
+            f"WHEN coalesce({c}, false) THEN {p(n + ': longer than its ' + str(widths[n]) + '-character output field')}"
+            for n, c in too_long
+        )
+        ctes.append(
+            f"width AS (SELECT * REPLACE (CASE WHEN {RULE} IS NOT NULL THEN {RULE} {rule_case} END AS {RULE}, "
+            f"CASE WHEN {RULE} IS NOT NULL THEN {REASON} {msg_case} END AS {REASON}) FROM {prev})"
+        )
+        prev = "width"
+    if (unwritable := unwritable_text(spec)) is not None:
+        # A value the writer could not write would fail the whole day's delivery: reject the
+        # record here instead, like a value too wide for its fixed-width field.
+        out_kind = f"{out.kind} output ({out.encoding})"
+        bad = [
+            (name, f"regexp_matches(CAST({ident(name)} AS VARCHAR), {p(unwritable)})") for name in spec.output_fields
+        ]
+        rule_case = " ".join(f"WHEN coalesce({c}, false) THEN {p('output_text:' + n)}" for n, c in bad)
+        msg_case = " ".join(
+            f"WHEN coalesce({c}, false) THEN {p(n + ': has a character the ' + out_kind + ' cannot hold')}"
+            for n, c in bad
+        )
+        ctes.append(
+            f"text_ok AS (SELECT * REPLACE (CASE WHEN {RULE} IS NOT NULL THEN {RULE} {rule_case} END AS {RULE}, "
+            f"CASE WHEN {RULE} IS NOT NULL THEN {REASON} {msg_case} END AS {REASON}) FROM {prev})"
+        )
+        prev = "text_ok"
+    if source_masks:
+        raw_masks = ", ".join(
+            f"CASE WHEN {RULE} IS NOT NULL THEN {mask_expr(m, ident(RAW_PREFIX + name), p, key_for(m))} END "
+            f"AS {ident(RAW_PREFIX + name)}"
+            for name, m in source_masks.items()
+        )
+        ctes.append(f"raw_masked AS (SELECT * REPLACE ({raw_masks}) FROM {prev})")
+        prev = "raw_masked"
+    # Window functions may reorder rows; outbound files keep the inbound order.
+    sql = "WITH " + ",\n".join(ctes) + f"\nSELECT * FROM {prev} ORDER BY {RECORD_NO} NULLS LAST"
+    return ChunkQuery(sql=sql, params=p.values, raw_fields=[f.name for f in fields], output_fields=spec.output_fields)

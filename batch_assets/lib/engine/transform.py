@@ -1,0 +1,306 @@
+"""The chunked vendor transform: reader batches in, staged Parquet and rejects out.
+
+Memory is bounded by the chunk size: each chunk is one Arrow batch, pushed through one DuckDB
+query (validate, map, business rules, mask) and written out before the next is read.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from batch_assets.lib.engine.sql import (
+    KEY_PREFIX,
+    LINE_NO,
+    PARSE_ERROR,
+    RAW_PREFIX,
+    REASON,
+    RECORD_NO,
+    RULE,
+    build_chunk_query,
+    ident,
+    prior_table,
+)
+from batch_assets.lib.formats.common import ReadLimits
+from batch_assets.lib.specs.model import JsonLinesFormat, VendorSpec
+
+DEFAULT_CHUNK_SIZE = 100_000
+PREVIEW_ROWS = 5
+
+
+class MaskingKeyError(RuntimeError):
+    """A hash mask's secret is not set in the environment."""
+
+
+def resolve_keys(spec: VendorSpec, environ: Mapping[str, str] = os.environ) -> dict[str, bytes]:
+    """The keys of the spec's hash masks, read from the environment; a missing one is an error."""
+    keys = {}
+    for name, mask in spec.masking.items():
+        if mask.method != "hash":
+            continue
+        value = environ.get(mask.secret_env, "")
+        if not value:
+            raise MaskingKeyError(
+                f"vendor '{spec.vendor_id}' hashes field '{name}' with the key in ${mask.secret_env}, "
+                "which is not set: set it (the same key every run, or pseudonyms change)"
+            )
+        keys[mask.secret_env] = value.encode()
+    return keys
+
+
+def reader_schema(spec: VendorSpec) -> pa.Schema:
+    base = [pa.field(RECORD_NO, pa.int64()), pa.field(LINE_NO, pa.int64()), pa.field(PARSE_ERROR, pa.string())]
+    return pa.schema(base + [pa.field(f.source_name, pa.string()) for f in spec.schema_])
+
+
+def rejects_schema(spec: VendorSpec) -> pa.Schema:
+    base = [
+        pa.field(RECORD_NO, pa.int64()),
+        pa.field(LINE_NO, pa.int64()),
+        pa.field(RULE, pa.string()),
+        pa.field(REASON, pa.string()),
+    ]
+    return pa.schema(base + [pa.field(f.name, pa.string()) for f in spec.schema_])
+
+
+class ChunkTransform:
+    """One file's transform: holds the DuckDB connection and the unique-value memory."""
+
+    def __init__(
+        self,
+        spec: VendorSpec,
+        keys: Mapping[str, bytes],
+        *,
+        memory_limit: str = "256MB",
+        threads: int = 2,
+        temp_dir: Path | None = None,
+    ):
+        config = {"memory_limit": memory_limit, "threads": threads, "preserve_insertion_order": True}
+        if temp_dir is not None:
+            config["temp_directory"] = str(temp_dir)
+        self.spec = spec
+        self.con = duckdb.connect(config=config)
+        self.seen_tables = {f.name: f"seen_{i}" for i, f in enumerate(f for f in spec.schema_ if f.unique)}
+        for table in self.seen_tables.values():
+            self.con.execute(f"CREATE TEMP TABLE {ident(table)} (v VARCHAR)")
+        self.query = build_chunk_query(spec, dict(keys), self.seen_tables)
+
+    def apply(self, batch: pa.RecordBatch) -> tuple[pa.Table, pa.Table]:
+        """Split one reader batch into (accepted output records, rejected records with reasons)."""
+        self.con.register("chunk", batch)
+        try:
+            # Probing the chunk's values into the growing seen-table keeps each chunk's cost
+            # linear; an IN over the whole seen-table would rebuild its hash table every chunk.
+            for f in self.spec.schema_:
+                if f.unique:
+                    seen = self.seen_tables[f.name]
+                    self.con.execute(
+                        f"CREATE OR REPLACE TEMP TABLE {ident(prior_table(seen))} AS SELECT s.v FROM {ident(seen)} s "
+                        f"SEMI JOIN chunk c ON s.v = c.{ident(f.source_name)}"
+                    )
+            result = self.con.sql(self.query.sql, params=self.query.params).to_arrow_table()
+        finally:
+            self.con.unregister("chunk")
+        accepted = pc.is_null(result.column(RULE))
+        good = result.filter(accepted)
+        bad = result.filter(pc.invert(accepted))
+        # A record rejected only for its output (width or characters) passed the unique check and
+        # blocks its duplicates later in its chunk; remember it too, so later chunks decide the same way.
+        passed_unique = result.filter(pc.or_kleene(accepted, pc.starts_with(result.column(RULE), "output_")))
+        for name, table in self.seen_tables.items():
+            values = passed_unique.select([KEY_PREFIX + name]).rename_columns(["v"])
+            self.con.register("accepted_values", values)
+            self.con.execute(f"INSERT INTO {ident(table)} SELECT v FROM accepted_values WHERE v IS NOT NULL")
+            self.con.unregister("accepted_values")
+        output = good.select(self.query.output_fields)
+        rejects = bad.select([RECORD_NO, LINE_NO, RULE, REASON] + [RAW_PREFIX + n for n in self.query.raw_fields])
+        rejects = rejects.rename_columns([RECORD_NO, LINE_NO, RULE, REASON, *self.query.raw_fields])
+        return output, rejects
+
+    def output_schema(self) -> pa.Schema:
+        output, _ = self.apply(pa.RecordBatch.from_pylist([], schema=reader_schema(self.spec)))
+        return output.schema
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> ChunkTransform:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_spec_sql(spec: VendorSpec) -> str | None:
+    """Prepare the spec's query on an empty chunk; a broken business rule names its field."""
+    for f in spec.schema_:
+        if f.regex is not None:
+            try:
+                duckdb.connect().execute("SELECT regexp_full_match('', $r)", {"r": f.regex}).fetchall()
+            except duckdb.Error as exc:
+                return f"schema: field '{f.name}': regex {f.regex!r} is not supported (RE2 syntax): {exc}"
+    keys = {m.secret_env: b"spec-check" for m in spec.masking.values() if m.method == "hash"}
+    for i in range(len(spec.business_rules) + 1):
+        partial = spec.model_copy(update={"business_rules": spec.business_rules[:i]})
+        try:
+            with ChunkTransform(partial, keys, threads=1) as transform:
+                transform.output_schema()
+        except duckdb.Error as exc:
+            if i == 0:
+                return f"the spec does not compile to SQL: {exc}"
+            rule = spec.business_rules[i - 1]
+            return f"business_rules: field '{rule.field}': expression {rule.expression!r} is invalid: {exc}"
+    return None
+
+
+@dataclass
+class Progress:
+    records: int
+    bytes_read: int
+    bytes_total: int
+    seconds: float
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def estimated_total(self) -> int:
+        """Records in the whole file, extrapolated from the bytes read so far."""
+        if self.bytes_read <= 0:
+            return self.records
+        return max(self.records, round(self.records * self.bytes_total / self.bytes_read))
+
+    def describe(self) -> str:
+        share = 100.0 * self.bytes_read / self.bytes_total if self.bytes_total else 100.0
+        return (
+            f"{self.records:,} of ~{self.estimated_total:,} records ({share:.0f}% of bytes), "
+            f"{self.records_per_second:,.0f} records/s"
+        )
+
+
+@dataclass
+class FileResult:
+    rows_in: int = 0
+    rows_out: int = 0
+    rows_rejected: int = 0
+    rejects_by_rule: Counter = field(default_factory=Counter)
+    bytes_in: int = 0
+    seconds: float = 0.0
+    preview: list[dict] = field(default_factory=list)
+
+
+def transform_batches(
+    spec: VendorSpec,
+    batches: Iterable[pa.RecordBatch],
+    staged_path: Path,
+    rejects_path: Path,
+    *,
+    keys: Mapping[str, bytes],
+    on_chunk: Callable[[int], None] | None = None,
+    memory_limit: str = "256MB",
+    threads: int = 2,
+    temp_dir: Path | None = None,
+) -> FileResult:
+    """Stream batches through the transform into a staged Parquet file and a JSON-lines rejects file."""
+    from batch_assets.lib.formats import open_writer
+
+    result = FileResult()
+    with (
+        ChunkTransform(spec, keys, memory_limit=memory_limit, threads=threads, temp_dir=temp_dir) as transform,
+        open(rejects_path, "wb") as rejects_sink,
+    ):
+        schema = transform.output_schema()
+        rejects_writer = open_writer(JsonLinesFormat(kind="jsonl"), rejects_sink, rejects_schema(spec))
+        with pq.ParquetWriter(staged_path, schema, compression="zstd") as staged:
+            for batch in batches:
+                output, rejects = transform.apply(batch)
+                result.rows_in += batch.num_rows
+                result.rows_out += output.num_rows
+                result.rows_rejected += rejects.num_rows
+                if output.num_rows:
+                    staged.write_table(output.cast(schema))
+                    if len(result.preview) < PREVIEW_ROWS:
+                        result.preview.extend(output.slice(0, PREVIEW_ROWS - len(result.preview)).to_pylist())
+                if rejects.num_rows:
+                    result.rejects_by_rule.update(rejects.column(RULE).to_pylist())
+                    for rb in rejects.to_batches():
+                        rejects_writer.write_batch(rb)
+                if on_chunk is not None:
+                    on_chunk(result.rows_in)
+        rejects_writer.close()
+    return result
+
+
+def transform_file(
+    spec: VendorSpec,
+    source_path: Path,
+    staged_path: Path,
+    rejects_path: Path,
+    *,
+    keys: Mapping[str, bytes],
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: Callable[[Progress], None] | None = None,
+    progress_every: float = 5.0,
+    memory_limit: str = "256MB",
+    threads: int = 2,
+    temp_dir: Path | None = None,
+    limits: ReadLimits | None = None,
+) -> FileResult:
+    """Transform one local inbound file, reporting progress every ``progress_every`` seconds.
+
+    A file that breaks ``limits`` as a whole raises FormatError (see ReadLimits).
+    """
+    from batch_assets.lib.formats import read_batches
+
+    started = time.monotonic()
+    bytes_total = source_path.stat().st_size
+    last_report = started
+    with open(source_path, "rb") as source:
+
+        def on_chunk(records: int) -> None:
+            nonlocal last_report
+            now = time.monotonic()
+            if progress is not None and now - last_report >= progress_every:
+                last_report = now
+                progress(Progress(records, _position(source, bytes_total), bytes_total, now - started))
+
+        batches = read_batches(spec.input, source, [f.source_name for f in spec.schema_], chunk_size, limits)
+        result = transform_batches(
+            spec,
+            batches,
+            staged_path,
+            rejects_path,
+            keys=keys,
+            on_chunk=on_chunk,
+            memory_limit=memory_limit,
+            threads=threads,
+            temp_dir=temp_dir,
+        )
+    result.bytes_in = bytes_total
+    result.seconds = time.monotonic() - started
+    if progress is not None:
+        progress(Progress(result.rows_in, bytes_total, bytes_total, result.seconds))
+    return result
+
+
+def _position(source: BinaryIO, bytes_total: int) -> int:
+    try:
+        return min(source.tell(), bytes_total)
+    except (OSError, ValueError):
+        return 0
+
+
+def iter_parquet_batches(path: Path, batch_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[pa.RecordBatch]:
+    """Staged records back out, a batch at a time."""
+    yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size)

@@ -1,0 +1,302 @@
+"""A vendor's day, end to end over a file store: stage every inbound file, then deliver outbound.
+
+Both steps are idempotent: they recompute the whole day from its inputs, publish each output
+atomically (replacing the previous one) and remove outputs whose input is gone, so a rerun
+after a crash or a re-materialization leaves exactly what a clean run leaves.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from batch_assets.lib.engine import layout
+from batch_assets.lib.engine.dead_letters import quarantine
+from batch_assets.lib.engine.transform import DEFAULT_CHUNK_SIZE, FileResult, Progress, transform_file
+from batch_assets.lib.formats import FormatError, ReadLimits, open_writer
+from batch_assets.lib.specs.model import VendorSpec
+from batch_assets.lib.storage import FileStore, ObjectInfo
+
+Log = Callable[[str], None]
+
+
+# Errors that belong to the file: retrying cannot help, quarantine it.
+FILE_ERRORS = (FormatError, duckdb.DataError, duckdb.InvalidInputException)
+
+
+class StageError(RuntimeError):
+    """A file could not be staged for a reason other than its format."""
+
+
+@dataclass
+class EngineOptions:
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    memory_limit: str = "256MB"
+    threads: int = 2
+    progress_every: float = 5.0
+    limits: ReadLimits = field(default_factory=ReadLimits)
+
+
+@dataclass
+class StagedFile:
+    file_name: str
+    source_key: str
+    source_version: str
+    rows_in: int
+    rows_out: int
+    rows_rejected: int
+    rejects_by_rule: Counter
+    bytes_in: int
+    seconds: float
+
+    @property
+    def conserved(self) -> bool:
+        return self.rows_in == self.rows_out + self.rows_rejected
+
+
+@dataclass
+class DayStage:
+    vendor_id: str
+    day: str
+    files: list[StagedFile] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # inbound key -> why it could not be processed
+    quarantined: dict[str, str] = field(default_factory=dict)  # inbound key -> its quarantine key
+    removed: list[str] = field(default_factory=list)
+    preview: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def total(self, attr: str) -> int:
+        return sum(getattr(f, attr) for f in self.files)
+
+    @property
+    def rejects_by_rule(self) -> Counter:
+        counts: Counter = Counter()
+        for f in self.files:
+            counts.update(f.rejects_by_rule)
+        return counts
+
+    @property
+    def conserved(self) -> bool:
+        return all(f.conserved for f in self.files)
+
+
+def inbound_files(store: FileStore, spec: VendorSpec, day: str) -> tuple[list[ObjectInfo], dict[str, str]]:
+    """The day's files to process, and the ones passed over with the reason why."""
+    files, skipped = [], {}
+    for obj in store.list(layout.day_prefix(layout.INBOUND, spec.vendor_id, day)):
+        name = obj.key.rsplit("/", 1)[-1]
+        try:
+            layout.parse_inbound_key(obj.key)
+        except layout.NotAnInboundFile as exc:
+            skipped[layout.printable(obj.key)] = str(exc)
+            continue
+        if layout.is_in_progress(name):
+            skipped[obj.key] = "upload still in progress (temporary file name)"
+        elif not layout.matches_pattern(spec, name):
+            skipped[obj.key] = f"file name does not match the vendor's pattern {spec.file_pattern!r}"
+        else:
+            files.append(obj)
+    return files, skipped
+
+
+def _count_lines(path: Path) -> int:
+    count = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            count += block.count(b"\n")
+    return count
+
+
+def stage_vendor_day(
+    store: FileStore,
+    spec: VendorSpec,
+    day: str,
+    *,
+    keys: Mapping[str, bytes],
+    options: EngineOptions | None = None,
+    log: Log = lambda _msg: None,
+) -> DayStage:
+    """Validate, map, derive and mask every inbound file of the day into staged and rejects files."""
+    options = options or EngineOptions()
+    started = time.monotonic()
+    result = DayStage(vendor_id=spec.vendor_id, day=day)
+    files, result.skipped = inbound_files(store, spec, day)
+    for key, reason in result.skipped.items():
+        log(f"skipped {key}: {reason}")
+    with tempfile.TemporaryDirectory(prefix=f"stage-{spec.vendor_id}-") as tmp:
+        workdir = Path(tmp)
+        for obj in files:
+            name = obj.key.rsplit("/", 1)[-1]
+            local = workdir / "inbound"
+            try:
+                info = store.download(obj.key, local)
+            except FileNotFoundError:
+                # Deleted by the vendor since the listing: as if it had not been there (a failed
+                # step would only be retried to the same end); its earlier outputs are removed below.
+                result.skipped[obj.key] = "deleted after the day was listed"
+                log(f"skipped {obj.key}: deleted after the day was listed")
+                continue
+            log(f"{name}: {info.size:,} bytes, version {info.version}")
+            try:
+                staged, out = _stage_file(store, spec, day, obj.key, info.version, local, workdir, keys, options, log)
+            except FILE_ERRORS as exc:
+                # The file's own fault (unreadable, or data a business rule cannot take): nothing
+                # of it is published, it moves to quarantine with its error, the others go on.
+                error = f"{type(exc).__name__}: {exc}"
+                result.failed[obj.key] = error
+                result.quarantined[obj.key] = quarantine(store, obj.key, error, info.version)
+                log(f"{name}: quarantined, nothing published: {error}")
+                continue
+            except Exception as exc:
+                # Not the file's fault (storage down, a bug): stop the day with the file named;
+                # earlier outputs of this file stay as they were, the file stays in inbound.
+                raise StageError(f"{spec.vendor_id}: {obj.key}: {type(exc).__name__}: {exc}") from exc
+            finally:
+                local.unlink(missing_ok=True)
+            result.files.append(staged)
+            if len(result.preview) < 5:
+                result.preview.extend(out.preview[: 5 - len(result.preview)])
+    good = [o for o in files if o.key not in result.failed and o.key not in result.skipped]
+    expected = {layout.staged_key(spec.vendor_id, day, o.key.rsplit("/", 1)[-1]) for o in good}
+    expected |= {layout.rejects_key(spec.vendor_id, day, o.key.rsplit("/", 1)[-1]) for o in good}
+    for area in (layout.STAGED, layout.REJECTS):
+        for obj in store.list(layout.day_prefix(area, spec.vendor_id, day)):
+            if obj.key not in expected:
+                store.delete(obj.key)
+                result.removed.append(obj.key)
+                log(f"removed {obj.key}: its inbound file is gone or quarantined")
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _stage_file(
+    store: FileStore,
+    spec: VendorSpec,
+    day: str,
+    key: str,
+    version: str,
+    local: Path,
+    workdir: Path,
+    keys: Mapping[str, bytes],
+    options: EngineOptions,
+    log: Log,
+) -> tuple[StagedFile, FileResult]:
+    name = key.rsplit("/", 1)[-1]
+
+    def report(p: Progress) -> None:
+        log(f"{name}: {p.describe()}")
+
+    with (
+        store.publish(layout.staged_key(spec.vendor_id, day, name)) as staged_tmp,
+        store.publish(layout.rejects_key(spec.vendor_id, day, name)) as rejects_tmp,
+    ):
+        out = transform_file(
+            spec,
+            local,
+            staged_tmp,
+            rejects_tmp,
+            keys=keys,
+            chunk_size=options.chunk_size,
+            progress=report,
+            progress_every=options.progress_every,
+            memory_limit=options.memory_limit,
+            threads=options.threads,
+            temp_dir=workdir,
+            limits=options.limits,
+        )
+        # Counted from the files about to be published, not from the engine's own tally.
+        staged = StagedFile(
+            file_name=name,
+            source_key=key,
+            source_version=version,
+            rows_in=out.rows_in,
+            rows_out=pq.ParquetFile(staged_tmp).metadata.num_rows,
+            rows_rejected=_count_lines(rejects_tmp),
+            rejects_by_rule=out.rejects_by_rule,
+            bytes_in=out.bytes_in,
+            seconds=out.seconds,
+        )
+    return staged, out
+
+
+@dataclass
+class DayDelivery:
+    vendor_id: str
+    day: str
+    outbound_keys: list[str] = field(default_factory=list)
+    rows: int = 0
+    bytes_out: int = 0
+    removed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def deliver_vendor_day(
+    store: FileStore,
+    spec: VendorSpec,
+    day: str,
+    *,
+    batch_size: int = DEFAULT_CHUNK_SIZE,
+    log: Log = lambda _msg: None,
+) -> DayDelivery:
+    """Write the day's staged records in the vendor's output format: a file per inbound file, or one per day."""
+    started = time.monotonic()
+    result = DayDelivery(vendor_id=spec.vendor_id, day=day)
+    staged = sorted(o.key for o in store.list(layout.day_prefix(layout.STAGED, spec.vendor_id, day)))
+    per_day = spec.output.granularity == "per_day"
+    groups: dict[str, list[str]] = {}
+    for key in staged:
+        inbound_name = key.rsplit("/", 1)[-1].removesuffix(".parquet")
+        target = layout.outbound_key(spec, day, None if per_day else inbound_name)
+        groups.setdefault(target, []).append(key)
+    if per_day and not groups:
+        groups[layout.outbound_key(spec, day, None)] = []
+    with tempfile.TemporaryDirectory(prefix=f"deliver-{spec.vendor_id}-") as tmp:
+        workdir = Path(tmp)
+        for target, sources in groups.items():
+            local_files = []
+            for i, key in enumerate(sources):
+                local = workdir / f"{i}.parquet"
+                store.download(key, local)
+                local_files.append(local)
+            with store.publish(target) as out_path:
+                rows = _write_outbound(spec, local_files, out_path, batch_size)
+                size = out_path.stat().st_size
+            for f in local_files:
+                f.unlink()
+            result.outbound_keys.append(target)
+            result.rows += rows
+            result.bytes_out += size
+            log(f"delivered {target}: {rows:,} records, {size:,} bytes")
+    for obj in store.list(layout.day_prefix(layout.OUTBOUND, spec.vendor_id, day)):
+        if obj.key not in groups and not layout.is_report(obj.key):
+            store.delete(obj.key)
+            result.removed.append(obj.key)
+            log(f"removed {obj.key}: no longer produced")
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _write_outbound(spec: VendorSpec, parquet_files: list[Path], out_path: Path, batch_size: int) -> int:
+    schema = pq.read_schema(parquet_files[0]) if parquet_files else None
+    rows = 0
+    with open(out_path, "wb") as sink:
+        if schema is None:
+            from batch_assets.lib.engine.transform import ChunkTransform
+
+            with ChunkTransform(spec, {m.secret_env: b"schema" for m in spec.masking.values()}, threads=1) as t:
+                schema = t.output_schema()
+        writer = open_writer(spec.output.format, sink, schema)
+        for path in parquet_files:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        writer.close()
+    return rows

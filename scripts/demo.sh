@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install, drop demo vendor files into the local inbound folder, and start the Dagster UI and
+# daemon on the embedded defaults (SQLite instance in .dagster_home, files in .data).
+# The arrival sensor picks the files up within seconds; open http://127.0.0.1:3000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==0.13.9"
+uv sync --frozen
+
+export DAGSTER_HOME="$PWD/.dagster_home"
+mkdir -p "$DAGSTER_HOME"
+cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+# The demo profile's masking key: a real deployment sets its own secret (see README).
+export BATCH_ASSETS_HASH_KEY="${BATCH_ASSETS_HASH_KEY:-demo-key-not-a-secret}"
+export BATCH_ASSETS_SENSOR_INTERVAL_SECONDS="${BATCH_ASSETS_SENSOR_INTERVAL_SECONDS:-10}"
+export BATCH_ASSETS_ARRIVAL_SETTLE_SECONDS="${BATCH_ASSETS_ARRIVAL_SETTLE_SECONDS:-2}"
+
+uv run batch-assets seed-demo
+exec uv run dagster dev -w workspace.yaml -h "${DAGSTER_HOST:-127.0.0.1}" -p "${DAGSTER_PORT:-3000}"
