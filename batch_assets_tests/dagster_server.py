@@ -6,6 +6,7 @@ dagster_deployment  # noqa: F401``). It is module-scoped: starting both processe
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from batch_assets_tests.conftest import HASH_KEY, REPO_ROOT, VENDORS_DIR
@@ -57,14 +59,49 @@ def wait_until_up(url: str, processes: list[subprocess.Popen], timeout: float = 
     raise AssertionError(f"the webserver at {url} did not answer within {timeout}s")
 
 
+def graphql(url: str, query: str) -> dict:
+    request = urllib.request.Request(
+        f"{url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.load(response)
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def wait_for_code_location(deployment: DagsterDeployment, timeout: float = 180) -> None:
+    """The webserver answers before it has loaded the code location; until then it knows no job
+    and no asset, so a test asking too early reads "unknown asset" for one that exists."""
+    query = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+        locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = graphql(deployment.url, query)["workspaceOrError"]["locationEntries"]
+        if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+            errors = [e["locationOrLoadError"] for e in entries if "message" in e["locationOrLoadError"]]
+            assert not errors, f"the code location failed to load: {errors}\n{deployment.log_tail()}"
+            return
+        assert time.monotonic() < deadline, f"not loaded within {timeout}s: {entries}\n{deployment.log_tail()}"
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def dagster_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDeployment]:
-    """Webserver + daemon on the embedded defaults (SQLite, local files), sensor ticking every second."""
+    """Webserver + daemon on the embedded defaults (SQLite, local files), sensor ticking every second,
+    yielded once the code location has loaded.
+
+    The SQLite instance is created before both processes start: started together on an empty
+    DAGSTER_HOME, they and their code servers race to create the schema; a lost race stamps it
+    twice ("Version table 'alembic_version' has more than one head present", dagster-io/dagster#27390)
+    and the code location never loads.
+    """
     root = tmp_path_factory.mktemp("deployment")
     home, data = root / "dagster_home", root / "data"
     home.mkdir()
     data.mkdir()
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
     port = free_port()
     env = {
         "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -89,6 +126,7 @@ def dagster_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dag
             files.append(log)
             processes.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
         wait_until_up(deployment.url, processes)
+        wait_for_code_location(deployment)
         yield deployment
     finally:
         for p in processes:

@@ -11,13 +11,9 @@ Chromium is Debian's package (``scripts/test.sh`` installs it); Playwright is po
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import re
 import shutil
-import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +23,13 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from batch_assets.lib.specs import VendorSpec
 from batch_assets.lib.storage import LocalFolderStore
-from batch_assets_tests.conftest import HASH_KEY, REPO_ROOT, VENDORS_DIR
-from batch_assets_tests.dagster_server import BIN, DagsterDeployment, free_port, wait_until_up
+from batch_assets_tests.conftest import REPO_ROOT
+from batch_assets_tests.dagster_server import (  # noqa: F401  (dagster_deployment is a fixture)
+    DagsterDeployment,
+    dagster_deployment,
+    graphql,
+    wait_for_code_location,
+)
 from batch_assets_tests.defs.vendor_files.helpers import drop_file
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,59 +43,6 @@ FINAL_RUN_STATUS = re.compile(r"^(Success|Failure|Canceled)$")
 RUN_TIMEOUT_S = 240
 # The backfill daemon marks a backfill done on its pass after the last run (~30 s).
 BACKFILL_TIMEOUT_S = 360
-
-
-@pytest.fixture(scope="module")
-def dagster_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDeployment]:
-    """The shared fixture's deployment (batch_assets_tests/dagster_server.py), with one change:
-    the SQLite instance is created before the webserver and daemon start.
-
-    Started together on an empty DAGSTER_HOME, they and their code servers race to create the
-    SQLite schema; a lost race stamps it twice ("Version table 'alembic_version' has more than
-    one head present", dagster-io/dagster#27390) and the code location never loads.
-    """
-    root = tmp_path_factory.mktemp("ui_deployment")
-    home, data = root / "dagster_home", root / "data"
-    home.mkdir()
-    data.mkdir()
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(home)):
-        pass
-    port = free_port()
-    env = {
-        "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "HOME": os.environ.get("HOME", "/root"),
-        "DAGSTER_HOME": str(home),
-        "BATCH_ASSETS_DATA_DIR": str(data),
-        "BATCH_ASSETS_VENDORS_DIR": str(VENDORS_DIR),
-        "BATCH_ASSETS_HASH_KEY": HASH_KEY,
-        "BATCH_ASSETS_SENSOR_INTERVAL_SECONDS": "1",
-        "BATCH_ASSETS_ARRIVAL_SETTLE_SECONDS": "0",
-    }
-    deployment = DagsterDeployment(url=f"http://127.0.0.1:{port}", port=port, home=home, data_dir=data, env=env)
-    commands = {
-        "webserver": [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-        "daemon": [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-    }
-    processes = []
-    try:
-        for name, command in commands.items():
-            deployment.logs[name] = root / f"{name}.log"
-            with open(deployment.logs[name], "wb") as log:
-                processes.append(
-                    subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-                )
-        wait_until_up(deployment.url, processes)
-        yield deployment
-    finally:
-        for p in processes:
-            p.terminate()
-        for p in processes:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
 @pytest.fixture(scope="module")
@@ -137,31 +85,6 @@ def open_page(page: Page, url: str) -> None:
     skip = page.get_by_role("button", name="Skip")
     if skip.is_visible():
         skip.click()
-
-
-def graphql(url: str, query: str) -> dict:
-    request = urllib.request.Request(
-        f"{url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.load(response)
-    assert "errors" not in body, body
-    return body["data"]
-
-
-def wait_for_code_location(deployment: DagsterDeployment, timeout: float = 120) -> None:
-    """The webserver answers before it has loaded the code location; a person would wait too."""
-    query = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
-        locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
-    deadline = time.monotonic() + timeout
-    while True:
-        entries = graphql(deployment.url, query)["workspaceOrError"]["locationEntries"]
-        if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-            errors = [e["locationOrLoadError"] for e in entries if "message" in e["locationOrLoadError"]]
-            assert not errors, f"the code location failed to load: {errors}\n{deployment.log_tail()}"
-            return
-        assert time.monotonic() < deadline, f"not loaded within {timeout}s: {entries}\n{deployment.log_tail()}"
-        time.sleep(0.5)
 
 
 def assets_by_group(url: str) -> dict[str, dict[str, bool]]:
@@ -214,7 +137,7 @@ def days_ago(n: int) -> str:
 
 
 def test_a_person_finds_the_assets_materializes_a_partition_sees_a_sensor_run_and_a_backfill_complete(
-    dagster_deployment: DagsterDeployment,
+    dagster_deployment: DagsterDeployment,  # noqa: F811
     demo_specs: dict[str, VendorSpec],
     page: Page,
 ) -> None:
