@@ -646,23 +646,8 @@ def backfill_cmd(args: argparse.Namespace) -> int:
             check_partition(target, key)
         partitions = list(dict.fromkeys(args.partition))
     tags = {**TRIGGER_TAGS, **target.tags, **parse_tags(args.tag)}
-    params: dict[str, Any] = {
-        "partitionNames": partitions,
-        "tags": [{"key": k, "value": v} for k, v in tags.items()],
-        "title": args.title or default_title(args.job, args.asset, partitions),
-    }
-    assets = target.assets or [n.key for n in api.job_assets(target.job) if n.executable]
-    if assets:
-        params["assetSelection"] = [asset_key_input(k) for k in assets]
-    else:
-        params["selector"] = {
-            "partitionSetName": f"{target.job.name}_partition_set",
-            "repositorySelector": {
-                "repositoryName": target.job.repository,
-                "repositoryLocationName": target.job.location,
-            },
-        }
-    backfill_id = api.launch_backfill(params)
+    title = args.title or default_title(args.job, args.asset, partitions)
+    backfill_id, assets = launch_backfill(api, target, partitions, tags, title)
     data = {
         "backfill_id": backfill_id,
         "partitions": partitions,
@@ -681,6 +666,29 @@ def backfill_cmd(args: argparse.Namespace) -> int:
 
     emit(args, data, text)
     return EXIT_OK
+
+
+def launch_backfill(
+    api: DagsterApi, target: Target, partitions: list[str], tags: dict[str, str], title: str
+) -> tuple[str, list[str]]:
+    """Launch a backfill of ``partitions`` of ``target``; return its id and the assets it covers."""
+    params: dict[str, Any] = {
+        "partitionNames": partitions,
+        "tags": [{"key": k, "value": v} for k, v in tags.items()],
+        "title": title,
+    }
+    assets = target.assets or [n.key for n in api.job_assets(target.job) if n.executable]
+    if assets:
+        params["assetSelection"] = [asset_key_input(k) for k in assets]
+    else:
+        params["selector"] = {
+            "partitionSetName": f"{target.job.name}_partition_set",
+            "repositorySelector": {
+                "repositoryName": target.job.repository,
+                "repositoryLocationName": target.job.location,
+            },
+        }
+    return api.launch_backfill(params), assets
 
 
 def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
