@@ -58,8 +58,9 @@ JOB = "process_vendor_files_celery_job"
 # other work on the shared server, or a worker left over from an interrupted run, never takes
 # this test's steps.
 BROKER = "redis://127.0.0.1:6379/8"
-DAY = "2026-11-10"
-RECORDS = 1000
+# A two-day backfill: one run per vendor day partition, as the backfill daemon launches them.
+DAYS = ("2026-11-09", "2026-11-10")
+RECORDS = 500
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "celery"
 AWS_PROFILE = REPO_ROOT / "deploy" / "aws" / "dagster.yaml"
 POSTGRES_PROFILE = REPO_ROOT / "deploy" / "postgres" / "dagster.yaml"
@@ -253,11 +254,11 @@ def celery_job() -> ReconstructableJob:
     return repository.get_reconstructable_job(JOB)
 
 
-def run_on_celery(instance: dg.DagsterInstance, queue: str) -> dg.DagsterRun:
-    """Launch the Celery job for the day, its steps sent to ``queue``; returns the finished run."""
+def run_on_celery(instance: dg.DagsterInstance, queue: str, day: str) -> dg.DagsterRun:
+    """Launch the Celery job for one day, its steps sent to ``queue``; returns the finished run."""
     run_config = yaml.safe_load(CELERY_RUN_CONFIG.read_text())
     run_config["execution"]["config"]["config_source"] = {"task_default_queue": queue}
-    result = dg.execute_job(celery_job(), instance, run_config=run_config, tags={"dagster/partition": DAY})
+    result = dg.execute_job(celery_job(), instance, run_config=run_config, tags={"dagster/partition": day})
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     return result.dagster_run
 
@@ -290,7 +291,7 @@ def same_output(key: str, written: bytes, expected: bytes) -> bool:
     return written == expected
 
 
-def test_two_celery_workers_share_a_vendor_day_and_write_what_one_process_writes(
+def test_two_celery_workers_share_a_two_day_backfill_and_write_what_one_process_writes(
     tmp_path: Path, instance_home: Path, demo_specs: dict[str, VendorSpec], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Scaling out must be a deployment choice only: same files, whichever worker ran a step."""
@@ -324,12 +325,14 @@ def test_two_celery_workers_share_a_vendor_day_and_write_what_one_process_writes
 
         # While the workers start: the vendors' files, and the single-process reference run.
         for spec in demo_specs.values():
-            drop_file(LocalFolderStore(data), spec, day=DAY, n=1, records=RECORDS)
+            for day in DAYS:
+                drop_file(LocalFolderStore(data), spec, day=day, n=1, records=RECORDS)
         shutil.copytree(data, reference)
         started = time.monotonic()
         settings = Settings(vendors_dir=VENDORS_DIR, storage="local", data_dir=reference)
         single = slice_defs(settings).resolve_job_def("process_vendor_files_job")
-        assert single.execute_in_process(partition_key=DAY, instance=dg.DagsterInstance.ephemeral()).success
+        for day in DAYS:
+            assert single.execute_in_process(partition_key=day, instance=dg.DagsterInstance.ephemeral()).success
         timings["single_process_in_process_s"] = time.monotonic() - started
         expected = files_of(reference)
         assert any(k.startswith("outbound/") for k in expected) and any(k.startswith("staged/") for k in expected)
@@ -342,11 +345,13 @@ def test_two_celery_workers_share_a_vendor_day_and_write_what_one_process_writes
             runs = [("one_worker", solo)] if BASELINE else []
             for label, queue in [*runs, ("two_workers", shared)]:
                 launched = time.monotonic()
-                run = run_on_celery(instance, queue)
-                timings[f"{label}_execute_job_s"] = time.monotonic() - launched
-                stats = instance.get_run_stats(run.run_id)
-                timings[f"{label}_run_s"] = stats.end_time - stats.start_time
-                placed = workers_by_step(instance, run.run_id)
+                placed, timings[f"{label}_runs_s"] = {}, 0.0
+                for day in DAYS:
+                    run = run_on_celery(instance, queue, day)
+                    stats = instance.get_run_stats(run.run_id)
+                    timings[f"{label}_runs_s"] += stats.end_time - stats.start_time
+                    placed.update({f"{day}:{step}": w for step, w in workers_by_step(instance, run.run_id).items()})
+                timings[f"{label}_execute_jobs_s"] = time.monotonic() - launched
                 written = files_of(data)
                 assert written.keys() == expected.keys(), (label, sorted(written.keys() ^ expected.keys()), placed)
                 different = sorted(k for k in expected if not same_output(k, written[k], expected[k]))
@@ -355,7 +360,8 @@ def test_two_celery_workers_share_a_vendor_day_and_write_what_one_process_writes
                     assert set(placed.values()) == {"worker1"}, placed
                 else:
                     assert set(placed.values()) == {"worker1", "worker2"}, placed
-                assert set(placed) == {node.name for node in single.nodes_in_topological_order}, placed
+                steps = {node.name for node in single.nodes_in_topological_order}
+                assert set(placed) == {f"{day}:{step}" for day in DAYS for step in steps}, placed
 
     timings["workers_stopped_after_s"] = time.monotonic() - t0
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
