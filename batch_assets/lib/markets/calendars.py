@@ -42,6 +42,13 @@ EXCHANGES: dict[str, Exchange] = {
 }
 
 
+# Closures the pinned exchange_calendars does not know yet, added to the snapshot when it is
+# written; drop an entry once the package has it (the snapshot test keeps both in step).
+KNOWN_CLOSURES: dict[str, dict[date, str]] = {
+    "krx": {date(2026, 6, 3): "9th nationwide local elections (KRX closed)"},
+}
+
+
 class CalendarRangeError(ValueError):
     """A date outside the calendar snapshot: the answer would be a guess."""
 
@@ -143,7 +150,7 @@ def session_partition_args(exchange: str, start: date | str) -> dict[str, object
 
 
 def compute_closed_weekdays(code: str, start: date = SNAPSHOT_START, end: date = SNAPSHOT_END) -> list[date]:
-    """Weekday closures straight from exchange_calendars (slow: seconds for XKRX)."""
+    """Weekday closures from exchange_calendars plus KNOWN_CLOSURES (slow: seconds for XKRX)."""
     import exchange_calendars as xcals
     import pandas as pd
 
@@ -151,7 +158,8 @@ def compute_closed_weekdays(code: str, start: date = SNAPSHOT_START, end: date =
     sessions = {ts.date() for ts in cal.sessions}
     if weekend := sorted(d for d in sessions if d.weekday() >= 5):
         raise ValueError(f"{code} has weekend sessions ({weekend[:3]}…); the weekend exclusion would drop them")
-    return [ts.date() for ts in pd.bdate_range(start, end) if ts.date() not in sessions]
+    known = {d for d in KNOWN_CLOSURES.get(code, {}) if start <= d <= end}
+    return [ts.date() for ts in pd.bdate_range(start, end) if ts.date() not in sessions or ts.date() in known]
 
 
 def write_snapshot(code: str) -> Path:

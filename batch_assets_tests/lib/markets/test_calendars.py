@@ -26,6 +26,14 @@ def test_chuseok_2026_is_not_a_krx_session() -> None:
     assert sessions == [date(2026, 9, d) for d in (21, 22, 23, 28, 29, 30)]
 
 
+def test_the_2026_local_election_day_is_not_a_krx_session_though_exchange_calendars_lacks_it() -> None:
+    """KRX closed on 3 June 2026 (local elections); exchange_calendars 4.13.2 has it as a session,
+    so KNOWN_CLOSURES adds it: no bars, no partition, no trading that day."""
+    assert not is_session("krx", "2026-06-03")
+    assert is_session("us", "2026-06-03")
+    assert date(2026, 6, 3) in closed_weekdays("krx")
+
+
 def test_us_holidays_are_not_sessions_but_are_on_krx() -> None:
     for holiday in (date(2026, 11, 26), date(2026, 7, 3), date(2026, 1, 19)):  # Thanksgiving, July 4th observed, MLK
         assert not is_session("us", holiday)
@@ -73,6 +81,6 @@ def test_partition_args_start_on_a_session() -> None:
 
 @pytest.mark.parametrize("exchange", ["krx", "us"])
 def test_the_snapshot_equals_exchange_calendars(exchange: str) -> None:
-    """The snapshot is a cache of exchange_calendars; after an upgrade of the package this fails
-    until `python -m batch_assets.lib.markets.calendars --write` regenerates it."""
+    """The snapshot is a cache of exchange_calendars (plus KNOWN_CLOSURES); after an upgrade of the
+    package this fails until `python -m batch_assets.lib.markets.calendars --write` regenerates it."""
     assert list(closed_weekdays(exchange)) == compute_closed_weekdays(exchange)
