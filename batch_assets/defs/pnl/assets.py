@@ -4,7 +4,6 @@ from datetime import timedelta
 
 import dagster as dg
 
-from batch_assets.defs.pnl.partitions import PREVIOUS_SESSION
 from batch_assets.defs.resources import FileStoreResource
 from batch_assets.lib.markets import trading_layout as tl
 from batch_assets.lib.markets.calendars import as_date, exchange_sessions
@@ -56,7 +55,7 @@ def build_pnl_asset(market: str, partitions_def: dg.PartitionsDefinition, settin
             dg.AssetKey(["trading", market, "positions"]),
             dg.AssetKey(["trading", market, "fills"]),
             dg.AssetKey(["market", market, "daily_bars"]),
-            dg.AssetDep(key, partition_mapping=PREVIOUS_SESSION),
+            # Not its own previous session (see trading/<m>/positions): a range run books in order.
         ],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),

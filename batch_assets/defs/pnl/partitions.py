@@ -15,9 +15,3 @@ from batch_assets.lib.settings import Settings
 def pnl_session_partitions(market: str, settings: Settings) -> dg.DailyPartitionsDefinition:
     start = first_session_from(market, settings.trading_start)
     return dg.DailyPartitionsDefinition(**session_partition_args(market, start))
-
-
-# The previous session's partition (a session-partitioned definition excludes non-sessions, so
-# offset -1 from Monday is the Friday before, or the last session before a holiday). The first
-# partition has none: the book starts flat there.
-PREVIOUS_SESSION = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)

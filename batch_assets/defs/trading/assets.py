@@ -115,7 +115,9 @@ def build_trading_assets(market: str, partitions_def: dg.PartitionsDefinition, s
         ),
         dg.AssetSpec(
             positions,
-            deps=[fills, bars, dg.AssetDep(positions, partition_mapping=PREVIOUS_SESSION)],
+            # No declared dependency on its own previous session, though the book carries over: the
+            # backfill daemon would split a range around it, and a range run books in order anyway.
+            deps=[fills, bars],
             description=f"{market.upper()} positions and cash of every strategy after each session, "
             f"marked at the session's close ({venue.currency}).",
             group_name=GROUP,
