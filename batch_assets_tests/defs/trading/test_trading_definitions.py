@@ -94,6 +94,16 @@ def test_every_partition_mapping_of_the_asset_graph_is_valid(defs: dg.Definition
     defs.resolve_asset_graph().validate_partitions()
 
 
+def test_no_trading_or_pnl_asset_depends_on_its_own_previous_session(defs: dg.Definitions) -> None:
+    """With a self-dependency the backfill daemon splits a range: it launched targets, orders and
+    fills for the whole range without positions, and that run failed on the second session's book.
+    Without one, a range backfill from the UI or the CLI is one run that books sessions in order."""
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        if key.path[0] in ("trading", "pnl"):
+            assert key not in graph.get(key).parent_keys, f"{key.to_user_string()} depends on itself"
+
+
 def test_the_broker_resource_is_the_paper_broker_by_default(defs: dg.Definitions) -> None:
     broker = defs.resources["broker"]
     assert (broker.kind, broker.fill_at) == ("paper", "close")
