@@ -16,6 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BATCH_ASSETS_", extra="ignore")
 
+    profile: Literal["production", "demo"] = Field(
+        "production",
+        description="production: a missing secret (a masking key) stops the code location from loading; "
+        "demo: a public demo key stands in for a missing masking key (scripts/demo.sh).",
+    )
     # Relative paths resolve against the working directory: the project root for the README's
     # commands, WORKDIR in the container.
     vendors_dir: Path = Field(Path("vendors"), description="Folder of vendor spec files.")
