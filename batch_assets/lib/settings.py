@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     s3_prefix: str = ""
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
+    s3_attempts: int = Field(
+        6, ge=1, description="Tries per S3 request on throttling, 5xx and dropped connections (exponential backoff)."
+    )
     timezone: str = Field("UTC", description="Timezone of vendor days and the inbound/outbound windows.")
     partitions_start: str = "2026-01-01"
     arrival_lookback_days: int = Field(2, ge=0, description="Past days whose inbound folders the sensor watches.")

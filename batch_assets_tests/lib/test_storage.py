@@ -431,5 +431,5 @@ def test_s3_publish_of_a_large_file_arrives_as_one_whole_object(bucket: S3Bucket
 @pytest.mark.s3
 def test_s3_test_clients_retry_transient_errors_through_botocore(bucket: S3Bucket) -> None:
     retries = bucket.client.meta.config.retries
-    # botocore counts "max_attempts" as retries after the first try: 6 attempts in all.
+    # RETRY_CONFIG: 6 tries in all, the first included.
     assert retries == {"mode": "standard", "total_max_attempts": 6}

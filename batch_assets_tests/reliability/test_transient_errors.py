@@ -18,7 +18,7 @@ import dagster as dg
 import pytest
 from botocore.exceptions import ClientError
 
-from batch_assets.defs.resources import FileStoreResource
+from batch_assets.defs.resources import FileStoreResource, build_resources
 from batch_assets.lib.demo_data import file_name_for, write_vendor_file
 from batch_assets.lib.engine import layout
 from batch_assets.lib.engine.vendor_day import stage_vendor_day
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.s3
 
 DAY = "2026-03-02"
 KEY = f"inbound/acme_retail/{DAY}/orders_{DAY}_001.csv"
-ATTEMPTS = RETRY_CONFIG.retries["max_attempts"] + 1  # botocore counts retries after the first try
+ATTEMPTS = RETRY_CONFIG.retries["total_max_attempts"]  # the first try included
 TRANSIENT = {
     "500 InternalError": Fault("error", 500, "InternalError"),
     "503 SlowDown": Fault("error", 503, "SlowDown"),
@@ -102,14 +102,20 @@ def test_throttling_is_retried_with_exponential_backoff(proxy: FaultyS3, s3_buck
     )
 
 
+@pytest.mark.parametrize("attempts", [None, 2])
 def test_a_transient_error_that_outlasts_the_attempts_surfaces_after_all_of_them(
-    proxy: FaultyS3, s3_bucket: S3Bucket
+    proxy: FaultyS3, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch, attempts: int | None
 ) -> None:
-    store = store_through(proxy, s3_bucket.name)
+    """An outage longer than the retries must surface (the step's RetryPolicy takes over), after exactly the
+    configured number of tries: BATCH_ASSETS_S3_ATTEMPTS trades waiting against failing fast."""
+    if attempts is not None:
+        monkeypatch.setenv("BATCH_ASSETS_S3_ATTEMPTS", str(attempts))
+    settings = Settings(storage="s3", s3_bucket=s3_bucket.name, s3_prefix="exchange", s3_endpoint_url=proxy.url)
+    store = build_resources(settings)["file_store"].store()
     proxy.fail(is_list, TRANSIENT["500 InternalError"], times=None)
     with pytest.raises(ClientError, match="InternalError"):
         list(store.list("inbound/"))
-    assert len([s for s in proxy.seen if is_list(s.method, s.path)]) == ATTEMPTS
+    assert len([s for s in proxy.seen if is_list(s.method, s.path)]) == (attempts or ATTEMPTS)
 
 
 PERMANENT = {
