@@ -265,7 +265,8 @@ def child_env() -> dict[str, str]:
     }
 
 
-def crash_chains(store: Store, inbound, reference: Reference, specs, rng: random.Random) -> dict[str, object]:
+def crash_chains(store: Store, inbound, reference: Reference, specs, seed: int) -> dict[str, object]:
+    rng = random.Random(seed)
     env = child_env()
     config = {
         "store": store.config,
@@ -318,7 +319,7 @@ def crash_chains(store: Store, inbound, reference: Reference, specs, rng: random
         "records_duplicated": duplicated,
         "watcher_reads": watcher.reads,
         "orphan_temp_files": orphans,
-        "seed": SEED,
+        "seed": seed,
     }
 
 
@@ -338,7 +339,7 @@ def test_a_local_vendor_day_killed_anywhere_and_retried_ends_as_a_clean_run(
 
     store = Store({"kind": "local", "root": str(root)}, lambda: LocalFolderStore(root), clear, orphans)
     clear()
-    figures = crash_chains(store, inbound, reference, demo_specs, random.Random(SEED))
+    figures = crash_chains(store, inbound, reference, demo_specs, SEED)
     record_figures(record_property, "crash local", **figures)
 
 
@@ -355,7 +356,7 @@ def test_an_s3_vendor_day_killed_anywhere_and_retried_ends_as_a_clean_run(
 
     config = {"kind": "s3", "endpoint": s3_bucket.endpoint_url, "bucket": s3_bucket.name, "prefix": "exchange"}
     store = Store(config, lambda: S3Store(s3_bucket.client, s3_bucket.name, "exchange"), clear, lambda: 0)
-    figures = crash_chains(store, inbound, reference, demo_specs, random.Random(SEED + 1))
+    figures = crash_chains(store, inbound, reference, demo_specs, SEED + 1)
     record_figures(record_property, "crash s3", **figures)
 
 

@@ -109,6 +109,8 @@ def test_no_masked_value_and_no_secret_appears_in_any_output_or_log(
     capfd: pytest.CaptureFixture[str],
     record_property,
 ) -> None:
+    """Masking is only as good as the leakiest place a value lands: outputs, rejects, quarantine notes, run logs,
+    metadata previews, sensor results and stdout/stderr are scanned for every clear value and the hash key."""
     monkeypatch.setenv("BATCH_ASSETS_HASH_KEY", SECRET)
     settings = Settings(vendors_dir=VENDORS_DIR, data_dir=tmp_path / "data", arrival_settle_seconds=0)
     store = LocalFolderStore(settings.data_dir)

@@ -73,6 +73,7 @@ OPERATIONS = {
 def test_a_transient_error_is_retried_and_every_operation_succeeds(
     proxy: FaultyS3, s3_bucket: S3Bucket, tmp_path: Path, fault_name: str, record_property
 ) -> None:
+    """S3 answers 500, 503 SlowDown or drops connections now and then: each file-store operation must ride it out."""
     store = store_through(proxy, s3_bucket.name)
     put(store, KEY, b"a,b\n1,2\n")
     failures = 2
@@ -134,6 +135,7 @@ PERMANENT = {
 def test_a_permanent_error_fails_at_once_and_says_what_to_fix(
     proxy: FaultyS3, s3_bucket: S3Bucket, tmp_path: Path, code: str, record_property
 ) -> None:
+    """Retrying a wrong bucket or refused credentials only delays the alert: fail at once, naming what to fix."""
     store = store_through(proxy, s3_bucket.name)
     put(store, KEY, b"a,b\n1,2\n")
     fault, problem, fix = PERMANENT[code]
