@@ -285,9 +285,10 @@ def crash_chains(store: Store, inbound, reference: Reference, specs, seed: int) 
             for _ in range(min(rng.choice([1, 1, 2, 3]), KILLS - len(kills))):
                 child = Child(config, env)
                 assert child.ready.wait(120), "the child did not start"
-                # Half the kills while files are staged, half while outbound files are written: after
-                # the event before the k-th event of the phase, plus up to 150 ms (chunks take ~50 ms).
-                phase = rng.choice(["stage", "deliver"])
+                # Kills alternate between staging and writing outbound files (a coin per kill left one
+                # phase with a single kill in CI): after the event before a random event of the
+                # phase, plus up to 150 ms (chunks take ~50 ms).
+                phase = ("stage", "deliver")[(len(kills) + late) % 2]
                 at = rng.choice([i for i, p in enumerate(reference.events) if p == phase])
                 if child.kill_after(at, rng.uniform(0, 0.15)):
                     kills.append(phase)
