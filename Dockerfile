@@ -4,6 +4,7 @@
 #   docker run -p 3000:3000 batch-assets dagster-webserver -h 0.0.0.0 -p 3000 -w workspace.yaml
 #   docker run batch-assets dagster-daemon run -w workspace.yaml
 # Configuration and secrets come from the environment at run time (docs/deploy.md), never the image.
+# BATCH_ASSETS_HASH_KEY is required: without it the code location refuses to load (docs/deploy.md).
 # The base is pinned by version, matching the lock's interpreter; pin it by digest as well where
 # the registry is reachable (python:3.11.7-slim-bookworm@sha256:...).
 FROM python:3.11.7-slim-bookworm AS build

@@ -6,6 +6,7 @@ import sys
 import dagster as dg
 import pytest
 
+from batch_assets.lib.engine import MaskingKeyError
 from batch_assets_tests.conftest import REPO_ROOT, VENDORS_DIR
 
 VENDORS = ["acme_retail", "globex_logistics", "hooli_ads", "initech_payroll", "umbrella_health"]
@@ -95,3 +96,39 @@ def test_dagster_validates_the_workspace(tmp_path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All code locations passed validation" in done.stdout + done.stderr
+
+
+def load_without_masking_key(monkeypatch: pytest.MonkeyPatch, tmp_path, profile: str | None) -> dg.Definitions:
+    monkeypatch.setenv("BATCH_ASSETS_VENDORS_DIR", str(VENDORS_DIR))
+    monkeypatch.setenv("BATCH_ASSETS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("BATCH_ASSETS_HASH_KEY")
+    if profile is None:
+        monkeypatch.delenv("BATCH_ASSETS_PROFILE", raising=False)
+    else:
+        monkeypatch.setenv("BATCH_ASSETS_PROFILE", profile)
+    from batch_assets.definitions import defs as load
+
+    return load()
+
+
+@pytest.mark.parametrize("profile", [None, "production"])
+def test_the_code_location_does_not_load_without_its_masking_key(monkeypatch, tmp_path, profile) -> None:
+    """A deployment without its secret must fail at startup and say what to set, not hash with a silent
+    default or fail only at its first run."""
+    with pytest.raises(Exception) as raised:
+        load_without_masking_key(monkeypatch, tmp_path, profile)
+    causes = [raised.value]
+    while causes[-1].__cause__ is not None:
+        causes.append(causes[-1].__cause__)
+    error = next(c for c in causes if isinstance(c, MaskingKeyError))
+    message = str(error)
+    hashed = [("acme_retail", "customer_ref"), ("hooli_ads", "viewer_email"), ("umbrella_health", "birth_date")]
+    for vendor, field in hashed:
+        assert f"vendor '{vendor}' hashes field '{field}' with the key in $BATCH_ASSETS_HASH_KEY" in message
+    assert "BATCH_ASSETS_PROFILE=demo" in message
+
+
+def test_the_demo_profile_loads_without_a_masking_key(monkeypatch, tmp_path) -> None:
+    """The demo runs on a fresh checkout: its profile stands in the public demo key for the missing secret."""
+    defs = load_without_masking_key(monkeypatch, tmp_path, "demo")
+    assert defs.resolve_job_def("process_vendor_files_job")

@@ -12,8 +12,9 @@ uv sync --frozen
 export DAGSTER_HOME="$PWD/.dagster_home"
 mkdir -p "$DAGSTER_HOME"
 cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
-# The demo profile's masking key: a real deployment sets its own secret (see README).
-export BATCH_ASSETS_HASH_KEY="${BATCH_ASSETS_HASH_KEY:-demo-key-not-a-secret}"
+# The demo profile hashes with a public demo key when BATCH_ASSETS_HASH_KEY is unset; a real
+# deployment runs the production profile (the default), which refuses to load without its secret.
+export BATCH_ASSETS_PROFILE="${BATCH_ASSETS_PROFILE:-demo}"
 export BATCH_ASSETS_SENSOR_INTERVAL_SECONDS="${BATCH_ASSETS_SENSOR_INTERVAL_SECONDS:-10}"
 export BATCH_ASSETS_ARRIVAL_SETTLE_SECONDS="${BATCH_ASSETS_ARRIVAL_SETTLE_SECONDS:-2}"
 # The demo trades the last two months (a longer book is a longer first backfill).

@@ -8,7 +8,7 @@ from botocore.config import Config
 from batch_assets.lib.engine.vendor_day import EngineOptions
 from batch_assets.lib.formats import ReadLimits
 from batch_assets.lib.settings import Settings, load_settings
-from batch_assets.lib.storage import RETRY_CONFIG, FileStore, LocalFolderStore, S3Store
+from batch_assets.lib.storage import DEFAULT_ATTEMPTS, FileStore, LocalFolderStore, S3Store, retry_config
 
 
 class FileStoreResource(dg.ConfigurableResource):
@@ -20,6 +20,7 @@ class FileStoreResource(dg.ConfigurableResource):
     prefix: str = ""
     endpoint_url: str | None = None
     region_name: str = "us-east-1"
+    attempts: int = DEFAULT_ATTEMPTS
 
     def store(self) -> FileStore:
         if self.backend == "local":
@@ -32,7 +33,7 @@ class FileStoreResource(dg.ConfigurableResource):
             "s3",
             endpoint_url=self.endpoint_url,
             region_name=self.region_name,
-            config=RETRY_CONFIG.merge(Config(s3={"addressing_style": "path"})),
+            config=retry_config(self.attempts).merge(Config(s3={"addressing_style": "path"})),
         )
         return S3Store(client, self.bucket, self.prefix)
 
@@ -67,6 +68,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             prefix=settings.s3_prefix,
             endpoint_url=settings.s3_endpoint_url,
             region_name=settings.s3_region,
+            attempts=settings.s3_attempts,
         ),
         "transform_engine": TransformEngineResource(
             chunk_size=settings.chunk_size,

@@ -16,6 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BATCH_ASSETS_", extra="ignore")
 
+    profile: Literal["production", "demo"] = Field(
+        "production",
+        description="production: a missing secret (a masking key) stops the code location from loading; "
+        "demo: a public demo key stands in for a missing masking key (scripts/demo.sh).",
+    )
     # Relative paths resolve against the working directory: the project root for the README's
     # commands, WORKDIR in the container.
     vendors_dir: Path = Field(Path("vendors"), description="Folder of vendor spec files.")
@@ -25,6 +30,9 @@ class Settings(BaseSettings):
     s3_prefix: str = ""
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
+    s3_attempts: int = Field(
+        6, ge=1, description="Tries per S3 request on throttling, 5xx and dropped connections (exponential backoff)."
+    )
     timezone: str = Field("UTC", description="Timezone of vendor days and the inbound/outbound windows.")
     partitions_start: str = "2026-01-01"
     arrival_lookback_days: int = Field(2, ge=0, description="Past days whose inbound folders the sensor watches.")

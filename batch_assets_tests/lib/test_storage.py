@@ -322,6 +322,26 @@ def test_local_publish_writes_a_hidden_temp_file_next_to_the_target(local: Local
     assert local.uri(KEY) == f"file://{local.root}/{KEY}"
 
 
+def test_deleting_a_local_prefix_removes_the_temp_files_killed_writers_left_there(local: LocalFolderStore) -> None:
+    """A SIGKILLed publish cannot clean up after itself: its hidden temp file would hold disk forever, since
+    nothing lists it. Retention's delete_prefix takes it (after an hour, so a live writer keeps its file)."""
+    put(local, "out/d1/a.csv", b"x")
+    orphan = local.root / f"out/d1/.a.csv.{'0' * 32}.tmp.csv"
+    live = local.root / f"out/d1/.b.csv.{'1' * 32}.tmp.csv"
+    elsewhere = local.root / f"out/d2/.a.csv.{'2' * 32}.tmp.csv"
+    not_a_temp = local.root / "out/d1/.keep"
+    for path in (orphan, live, elsewhere, not_a_temp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"partial")
+    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).timestamp()
+    for path in (orphan, elsewhere, not_a_temp):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+
+    assert local.delete_prefix("out/d1/") == 1  # objects deleted: temp files were never objects
+    kept = sorted(path.relative_to(local.root).as_posix() for path in (live, elsewhere, not_a_temp))
+    assert files_under(local.root) == kept
+
+
 def test_local_list_skips_hidden_files_temp_files_and_folders(local: LocalFolderStore) -> None:
     put(local, "in/a.csv", b"x")
     for hidden in ("in/.DS_Store", "in/.a.csv.0123.tmp.csv", ".hidden/b.csv", "in/.git/c.csv"):
@@ -431,5 +451,5 @@ def test_s3_publish_of_a_large_file_arrives_as_one_whole_object(bucket: S3Bucket
 @pytest.mark.s3
 def test_s3_test_clients_retry_transient_errors_through_botocore(bucket: S3Bucket) -> None:
     retries = bucket.client.meta.config.retries
-    # botocore counts "max_attempts" as retries after the first try: 6 attempts in all.
+    # RETRY_CONFIG: 6 tries in all, the first included.
     assert retries == {"mode": "standard", "total_max_attempts": 6}

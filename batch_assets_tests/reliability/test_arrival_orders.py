@@ -316,6 +316,7 @@ def test_the_same_bytes_uploaded_twice_run_once_per_version(
 def test_a_replaced_file_is_processed_in_its_new_version_and_its_outputs_replaced(
     settings: Settings, instance: dg.DagsterInstance, demo_specs: dict[str, VendorSpec], tmp_path: Path, record_property
 ) -> None:
+    """Vendors resend a corrected file under its old name: the new version runs once and its outputs replace the old."""
     store = LocalFolderStore(settings.data_dir)
     daemon = Daemon(settings, instance)
     acme = demo_specs["acme_retail"]
@@ -344,6 +345,7 @@ def test_a_replaced_file_is_processed_in_its_new_version_and_its_outputs_replace
 def test_a_file_deleted_before_its_run_is_not_processed_and_leaves_no_output(
     settings: Settings, instance: dg.DagsterInstance, demo_specs: dict[str, VendorSpec], tmp_path: Path
 ) -> None:
+    """A vendor may withdraw a file before its run starts: nothing may be published from bytes that are gone."""
     store = LocalFolderStore(settings.data_dir)
     daemon = Daemon(settings, instance)
     acme = demo_specs["acme_retail"]
@@ -375,6 +377,7 @@ class VanishingStore(LocalFolderStore):
 def test_a_file_deleted_between_listing_and_download_is_passed_over_and_its_old_outputs_removed(
     tmp_path: Path, demo_specs: dict[str, VendorSpec]
 ) -> None:
+    """The listing and the download are not atomic: a file gone in between is no error, and its old outputs go too."""
     acme = demo_specs["acme_retail"]
     plain = LocalFolderStore(tmp_path / "store")
     kept = drop(plain, acme, 1)

@@ -132,6 +132,7 @@ def test_the_store_refuses_a_hostile_key_in_every_method(tmp_path: Path) -> None
 def test_hostile_names_in_a_local_inbound_folder_are_passed_over_with_reasons_and_nothing_escapes(
     tmp_path: Path, local_settings: Settings, demo_specs: dict[str, VendorSpec], record_property
 ) -> None:
+    """File names are vendor input: '..', absolute paths, control characters, unknown vendors must not steer a write."""
     root = local_settings.data_dir
     day_folder = root / DAY_FOLDER
     day_folder.mkdir(parents=True)
@@ -200,6 +201,7 @@ def test_hostile_names_in_a_local_inbound_folder_are_passed_over_with_reasons_an
 def test_hostile_keys_in_an_s3_inbound_prefix_are_passed_over_with_reasons_and_nothing_escapes(
     tmp_path: Path, s3_bucket: S3Bucket, demo_specs: dict[str, VendorSpec], record_property
 ) -> None:
+    """S3 keys may hold anything a local name cannot ('//', '..' segments, NUL): the same refusal, on the real API."""
     settings = Settings(
         vendors_dir=VENDORS_DIR,
         storage="s3",

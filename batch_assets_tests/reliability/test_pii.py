@@ -5,8 +5,9 @@ broken file per format that ends in quarantine) runs through the real assets, on
 ``process_vendor_files_job`` per vendor as the sensor would start it, on one Dagster instance. Then
 every output is scanned for every clear value of every masked field of the input: outbound files,
 staged Parquet (values and raw bytes), rejects, quarantine error records, the whole event log of
-each run (messages, metadata, materialization previews, check results), the sensor's answer and
-everything the runs printed. The keyed-hash secret is scanned for too.
+each run (messages, metadata, materialization previews, check results), the notification each run
+sends (the operations slice's JSON-lines log), the sensor's answer and everything the runs printed.
+The keyed-hash secret is scanned for too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from batch_assets.defs.operations.sensors import build_notification_sensors
 from batch_assets.defs.resources import build_resources
 from batch_assets.lib.demo_data import file_name_for, write_vendor_file
 from batch_assets.lib.engine import layout
@@ -109,6 +111,8 @@ def test_no_masked_value_and_no_secret_appears_in_any_output_or_log(
     capfd: pytest.CaptureFixture[str],
     record_property,
 ) -> None:
+    """Masking is only as good as the leakiest place a value lands: outputs, rejects, quarantine notes, run logs,
+    metadata previews, sensor results and stdout/stderr are scanned for every clear value and the hash key."""
     monkeypatch.setenv("BATCH_ASSETS_HASH_KEY", SECRET)
     settings = Settings(vendors_dir=VENDORS_DIR, data_dir=tmp_path / "data", arrival_settle_seconds=0)
     store = LocalFolderStore(settings.data_dir)
@@ -132,12 +136,28 @@ def test_no_masked_value_and_no_secret_appears_in_any_output_or_log(
     ticked = sensor(dg.build_sensor_context(instance=instance, resources=build_resources(settings), definitions=defs))
     job = defs.resolve_job_def("process_vendor_files_job")
     runs = {}
+    # Notifications go to their JSON-lines log (no webhook) in a folder of their own, outside the store.
+    notify_settings = settings.model_copy(update={"data_dir": tmp_path / "notifications"})
+    notified = {s.name: s for s in build_notification_sensors(notify_settings)}["run_success_notification_sensor"]
     for vendor_id in demo_specs:
         selection = [dg.AssetKey(["vendor", vendor_id, s]) for s in ("staged", "rejects", "outbound")]
         result = job.execute_in_process(partition_key=DAY, asset_selection=selection, instance=instance)
         assert result.success
         runs[vendor_id] = result.run_id
+        notified(
+            dg.build_run_status_sensor_context(
+                sensor_name=notified.name,
+                dagster_event=result.get_run_success_event(),
+                dagster_instance=instance,
+                dagster_run=result.dagster_run,
+            )
+        )
     printed = capfd.readouterr()
+    notifications = {
+        f"notification {path.name}": path.read_text()
+        for path in (tmp_path / "notifications").rglob("*")
+        if path.is_file()
+    }
 
     texts: dict[str, dict[str, str]] = {vendor_id: {} for vendor_id in demo_specs}
     scanned_bytes = 0
@@ -170,6 +190,7 @@ def test_no_masked_value_and_no_secret_appears_in_any_output_or_log(
         "sensor": dg.serialize_value(ticked.skip_reason) + repr(ticked.run_requests) + repr(ticked.asset_events),
         "stdout": printed.out,
         "stderr": printed.err,
+        **notifications,
     }
     quarantined = [k for area in texts.values() for k in area if k.endswith(".error.json")]
 
@@ -181,6 +202,7 @@ def test_no_masked_value_and_no_secret_appears_in_any_output_or_log(
     assert previews >= len(demo_specs)
     assert any("*" in text for where, text in texts["umbrella_health"].items() if "preview" in text)
     assert len(quarantined) == 3  # the broken CSV, JSON and XML files
+    assert sum(text.count('"run_id"') for text in notifications.values()) >= len(demo_specs), notifications
     assert any(k.startswith(f"{layout.REJECTS}/") for k in texts["acme_retail"])
     record_figures(
         record_property,

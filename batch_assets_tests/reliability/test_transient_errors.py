@@ -18,7 +18,7 @@ import dagster as dg
 import pytest
 from botocore.exceptions import ClientError
 
-from batch_assets.defs.resources import FileStoreResource
+from batch_assets.defs.resources import FileStoreResource, build_resources
 from batch_assets.lib.demo_data import file_name_for, write_vendor_file
 from batch_assets.lib.engine import layout
 from batch_assets.lib.engine.vendor_day import stage_vendor_day
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.s3
 
 DAY = "2026-03-02"
 KEY = f"inbound/acme_retail/{DAY}/orders_{DAY}_001.csv"
-ATTEMPTS = RETRY_CONFIG.retries["max_attempts"] + 1  # botocore counts retries after the first try
+ATTEMPTS = RETRY_CONFIG.retries["total_max_attempts"]  # the first try included
 TRANSIENT = {
     "500 InternalError": Fault("error", 500, "InternalError"),
     "503 SlowDown": Fault("error", 503, "SlowDown"),
@@ -73,6 +73,7 @@ OPERATIONS = {
 def test_a_transient_error_is_retried_and_every_operation_succeeds(
     proxy: FaultyS3, s3_bucket: S3Bucket, tmp_path: Path, fault_name: str, record_property
 ) -> None:
+    """S3 answers 500, 503 SlowDown or drops connections now and then: each file-store operation must ride it out."""
     store = store_through(proxy, s3_bucket.name)
     put(store, KEY, b"a,b\n1,2\n")
     failures = 2
@@ -102,14 +103,20 @@ def test_throttling_is_retried_with_exponential_backoff(proxy: FaultyS3, s3_buck
     )
 
 
+@pytest.mark.parametrize("attempts", [None, 2])
 def test_a_transient_error_that_outlasts_the_attempts_surfaces_after_all_of_them(
-    proxy: FaultyS3, s3_bucket: S3Bucket
+    proxy: FaultyS3, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch, attempts: int | None
 ) -> None:
-    store = store_through(proxy, s3_bucket.name)
+    """An outage longer than the retries must surface (the step's RetryPolicy takes over), after exactly the
+    configured number of tries: BATCH_ASSETS_S3_ATTEMPTS trades waiting against failing fast."""
+    if attempts is not None:
+        monkeypatch.setenv("BATCH_ASSETS_S3_ATTEMPTS", str(attempts))
+    settings = Settings(storage="s3", s3_bucket=s3_bucket.name, s3_prefix="exchange", s3_endpoint_url=proxy.url)
+    store = build_resources(settings)["file_store"].store()
     proxy.fail(is_list, TRANSIENT["500 InternalError"], times=None)
     with pytest.raises(ClientError, match="InternalError"):
         list(store.list("inbound/"))
-    assert len([s for s in proxy.seen if is_list(s.method, s.path)]) == ATTEMPTS
+    assert len([s for s in proxy.seen if is_list(s.method, s.path)]) == (attempts or ATTEMPTS)
 
 
 PERMANENT = {
@@ -128,6 +135,7 @@ PERMANENT = {
 def test_a_permanent_error_fails_at_once_and_says_what_to_fix(
     proxy: FaultyS3, s3_bucket: S3Bucket, tmp_path: Path, code: str, record_property
 ) -> None:
+    """Retrying a wrong bucket or refused credentials only delays the alert: fail at once, naming what to fix."""
     store = store_through(proxy, s3_bucket.name)
     put(store, KEY, b"a,b\n1,2\n")
     fault, problem, fix = PERMANENT[code]

@@ -8,7 +8,7 @@ vendor/<id>/inbound  (external: the files the vendor dropped, reported by the ar
 import dagster as dg
 
 from batch_assets.defs.resources import FileStoreResource, TransformEngineResource
-from batch_assets.lib.engine import MaskingKeyError, layout, resolve_keys
+from batch_assets.lib.engine import MaskingKeyError, layout, missing_keys, resolve_keys
 from batch_assets.lib.engine.vendor_day import DayStage, deliver_vendor_day, stage_vendor_day
 from batch_assets.lib.reports.daily_report import write_daily_report
 from batch_assets.lib.specs import VendorSpec
@@ -76,8 +76,13 @@ def stage_metadata(result: DayStage, staged_uri: str) -> dict[str, object]:
     }
 
 
-def build_vendor_assets(spec: VendorSpec, partitions_def: dg.PartitionsDefinition) -> list:
-    """The inbound spec, the staging multi-asset (with its checks) and the outbound asset of one vendor."""
+def build_vendor_assets(
+    spec: VendorSpec, partitions_def: dg.PartitionsDefinition, *, default_key: bytes | None = None
+) -> list:
+    """The inbound spec, the staging multi-asset (with its checks) and the outbound asset of one vendor.
+
+    ``default_key`` stands in for a missing masking key (the demo profile); None: a missing key fails the run.
+    """
     vid = spec.vendor_id
     group = vendor_group(spec)
     inbound_key, staged_key, rejects_key, outbound_key = (
@@ -148,9 +153,11 @@ def build_vendor_assets(spec: VendorSpec, partitions_def: dg.PartitionsDefinitio
     ):
         day = context.partition_key
         try:
-            keys = resolve_keys(spec)
+            keys = resolve_keys(spec, default=default_key)
         except MaskingKeyError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        if missing_keys(spec):
+            context.log.warning("demo profile: no masking key is set, so pseudonyms use the public demo key")
         store = file_store.store()
         result = stage_vendor_day(store, spec, day, keys=keys, options=transform_engine.options(), log=context.log.info)
         rows_in, rows_out, rejected = (result.total(a) for a in ("rows_in", "rows_out", "rows_rejected"))

@@ -1,10 +1,12 @@
 from batch_assets.lib.engine.transform import (
     DEFAULT_CHUNK_SIZE,
+    DEMO_HASH_KEY,
     ChunkTransform,
     FileResult,
     MaskingKeyError,
     Progress,
     check_spec_sql,
+    missing_keys,
     resolve_keys,
     transform_batches,
     transform_file,
@@ -12,11 +14,13 @@ from batch_assets.lib.engine.transform import (
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "DEMO_HASH_KEY",
     "ChunkTransform",
     "FileResult",
     "MaskingKeyError",
     "Progress",
     "check_spec_sql",
+    "missing_keys",
     "resolve_keys",
     "transform_batches",
     "transform_file",

@@ -42,20 +42,31 @@ class MaskingKeyError(RuntimeError):
     """A hash mask's secret is not set in the environment."""
 
 
-def resolve_keys(spec: VendorSpec, environ: Mapping[str, str] = os.environ) -> dict[str, bytes]:
-    """The keys of the spec's hash masks, read from the environment; a missing one is an error."""
-    keys = {}
-    for name, mask in spec.masking.items():
-        if mask.method != "hash":
-            continue
-        value = environ.get(mask.secret_env, "")
-        if not value:
-            raise MaskingKeyError(
-                f"vendor '{spec.vendor_id}' hashes field '{name}' with the key in ${mask.secret_env}, "
-                "which is not set: set it (the same key every run, or pseudonyms change)"
-            )
-        keys[mask.secret_env] = value.encode()
-    return keys
+# The demo profile's key where none is set. It is public, so pseudonyms made with it are not secret.
+DEMO_HASH_KEY = b"demo-key-not-a-secret"
+
+
+def missing_keys(spec: VendorSpec, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """One line per hash-masked field of the spec whose key variable is unset or empty."""
+    return [
+        f"vendor '{spec.vendor_id}' hashes field '{name}' with the key in ${mask.secret_env}, which is not set"
+        for name, mask in spec.masking.items()
+        if mask.method == "hash" and not environ.get(mask.secret_env)
+    ]
+
+
+def resolve_keys(
+    spec: VendorSpec, environ: Mapping[str, str] = os.environ, *, default: bytes | None = None
+) -> dict[str, bytes]:
+    """The keys of the spec's hash masks, read from the environment; a missing one is ``default``, else an error."""
+    missing = missing_keys(spec, environ)
+    if missing and default is None:
+        raise MaskingKeyError(f"{missing[0]}: set it (the same key every run, or pseudonyms change)")
+    return {
+        mask.secret_env: environ[mask.secret_env].encode() if environ.get(mask.secret_env) else default
+        for mask in spec.masking.values()
+        if mask.method == "hash"
+    }
 
 
 def reader_schema(spec: VendorSpec) -> pa.Schema:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
 from batch_assets.lib.storage.base import FileStore, ObjectInfo
 from batch_assets.lib.storage.keys import UnsafeKeyError, safe_key, safe_prefix
+
+# publish()'s temp names; one older than ORPHAN_AGE_SECONDS was left by a killed writer.
+TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp(\.[^/]*)?$")
+ORPHAN_AGE_SECONDS = 3600
 
 
 class LocalFolderStore(FileStore):
@@ -94,7 +100,20 @@ class LocalFolderStore(FileStore):
         infos = list(self.list(prefix))
         for info in infos:
             (self.root / info.key).unlink(missing_ok=True)
+        self._remove_orphan_temps(prefix)
         return len(infos)
+
+    def _remove_orphan_temps(self, prefix: str) -> None:
+        """Temp files that a killed publish left under ``prefix``: never listed, but they hold disk."""
+        cutoff = time.time() - ORPHAN_AGE_SECONDS
+        for dirpath, dirnames, filenames in os.walk(self._folder_of(prefix)):
+            dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+            for name in filenames:
+                path = Path(dirpath, name)
+                if TEMP_NAME.match(name) and path.relative_to(self.root).as_posix().startswith(prefix):
+                    with suppress(FileNotFoundError):  # a writer may rename its temp file meanwhile
+                        if path.lstat().st_mtime < cutoff:
+                            path.unlink()
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()

@@ -18,10 +18,17 @@ from botocore.exceptions import ClientError
 from batch_assets.lib.storage.base import FileStore, ObjectInfo, StoreConfigError
 from batch_assets.lib.storage.keys import UnsafeKeyError, safe_key, safe_prefix
 
-# Throttling and transient errors are retried by botocore, not by this module: build the client
-# with this config (merged with e.g. path-style addressing where needed). botocore reads
-# "max_attempts" as retries after the first try: 6 attempts in all.
-RETRY_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"})
+DEFAULT_ATTEMPTS = 6
+
+
+def retry_config(attempts: int = DEFAULT_ATTEMPTS) -> Config:
+    """Throttling and transient errors are retried by botocore, not by this module: build the client with
+    this config (merged with e.g. path-style addressing where needed). ``attempts`` counts the first try;
+    botocore's standard mode waits a random share of 1 s, 2 s, 4 s, ... (at most 20 s) between tries."""
+    return Config(retries={"total_max_attempts": attempts, "mode": "standard"})
+
+
+RETRY_CONFIG = retry_config()
 
 _DELETE_BATCH = 1000  # the most keys one DeleteObjects call accepts
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
@@ -53,7 +60,7 @@ class S3Store(FileStore):
     """Objects in ``bucket`` under ``prefix``; keys are given and returned relative to the prefix.
 
     ``client`` is a boto3 S3 client made by the caller (endpoint, credentials, addressing style).
-    Build it with ``config=RETRY_CONFIG`` (``retries={"max_attempts": 5, "mode": "standard"}``):
+    Build it with ``config=RETRY_CONFIG`` or ``retry_config(attempts)`` (botocore's standard retry mode):
     retries of transient errors belong to botocore, this class has no retry loop of its own.
     """
 

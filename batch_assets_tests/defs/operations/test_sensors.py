@@ -34,10 +34,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory, demo_specs) -> Iterator[Runs]
     root = tmp_path_factory.mktemp("operations")
     settings = Settings(vendors_dir=VENDORS_DIR, data_dir=root / "data", arrival_settle_seconds=0)
     _, made = drop_file(LocalFolderStore(settings.data_dir), demo_specs["acme_retail"], records=120)
-    job = slice_defs(settings).resolve_job_def("process_vendor_files_job")
     with dg.instance_for_test(temp_dir=str(root)) as instance:
         with pytest.MonkeyPatch.context() as mp:  # the environment is restored before the tests run
             mp.setenv("BATCH_ASSETS_HASH_KEY", HASH_KEY)
+            job = slice_defs(settings).resolve_job_def("process_vendor_files_job")
             ok = job.execute_in_process(
                 instance=instance, partition_key=DAY, asset_selection=ACME, tags={"vendor": "acme_retail"}
             )

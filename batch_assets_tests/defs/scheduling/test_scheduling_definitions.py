@@ -9,7 +9,7 @@ import pytest
 from batch_assets.defs.scheduling.resources import UserScheduleStoreResource
 from batch_assets.lib.cron_ticks import cursor_for
 from batch_assets.lib.user_schedules import SqlUserScheduleStore, UserSchedule
-from batch_assets_tests.conftest import VENDORS_DIR
+from batch_assets_tests.conftest import HASH_KEY, VENDORS_DIR
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +22,7 @@ def defs(home) -> dg.Definitions:
     """The whole code location, loaded once for this module (a load costs seconds)."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("BATCH_ASSETS_VENDORS_DIR", str(VENDORS_DIR))
+        env.setenv("BATCH_ASSETS_HASH_KEY", HASH_KEY)  # module scope: before the autouse fixture sets it
         env.setenv("BATCH_ASSETS_DATA_DIR", str(home / "data"))
         env.setenv("DAGSTER_HOME", str(home / "home"))
         env.delenv("BATCH_ASSETS_USER_SCHEDULES_URL", raising=False)

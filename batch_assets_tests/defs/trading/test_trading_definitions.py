@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from batch_assets_tests.conftest import VENDORS_DIR
+from batch_assets_tests.conftest import HASH_KEY, VENDORS_DIR
 
 MARKETS = ("krx", "us")
 STRATEGIES = ("short_term", "medium_term", "long_term", "robo", "intraday_breakout")
@@ -40,6 +40,7 @@ MANUAL_JOBS = {"backfill_krx_daily_bars_job", "backfill_us_daily_bars_job"} | {
 def defs(tmp_path_factory) -> dg.Definitions:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("BATCH_ASSETS_VENDORS_DIR", str(VENDORS_DIR))
+        patch.setenv("BATCH_ASSETS_HASH_KEY", HASH_KEY)  # module scope: before the autouse fixture sets it
         patch.setenv("BATCH_ASSETS_DATA_DIR", str(tmp_path_factory.mktemp("data")))
         from batch_assets.definitions import defs as load
 

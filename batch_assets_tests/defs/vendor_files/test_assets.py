@@ -6,7 +6,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from batch_assets.lib.engine import layout
+from batch_assets.lib.engine import DEMO_HASH_KEY, layout
 from batch_assets.lib.settings import Settings
 from batch_assets.lib.storage import LocalFolderStore
 from batch_assets_tests.defs.vendor_files.helpers import DAY, drop_file, slice_defs
@@ -117,16 +117,50 @@ def test_an_unreadable_file_is_quarantined_its_check_fails_and_the_other_files_s
     ]
 
 
-def test_a_missing_masking_key_fails_the_run_with_a_clear_message(local_settings, demo_specs, monkeypatch) -> None:
-    """Hashing without the configured secret would silently produce different pseudonyms: refuse instead."""
-    monkeypatch.delenv("BATCH_ASSETS_HASH_KEY")
+def test_a_masking_key_missing_at_run_time_fails_the_run_with_a_clear_message(
+    local_settings, demo_specs, monkeypatch
+) -> None:
+    """The code location loaded with its key, but the run's process lacks it (a run launcher that does not
+    pass the secret on): hashing without it would silently produce different pseudonyms, so refuse instead."""
     store = LocalFolderStore(local_settings.data_dir)
     drop_file(store, demo_specs["acme_retail"])
-    result = materialize_vendor(local_settings, "acme_retail")
+    job = slice_defs(local_settings).resolve_job_def("process_vendor_files_job")
+    monkeypatch.delenv("BATCH_ASSETS_HASH_KEY")
+    result = job.execute_in_process(
+        partition_key=DAY,
+        asset_selection=[dg.AssetKey(["vendor", "acme_retail", s]) for s in ("staged", "rejects", "outbound")],
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "BATCH_ASSETS_HASH_KEY" in str(failure.step_failure_data.error)
     assert not list(store.list("staged/"))
+
+
+def test_the_demo_profile_hashes_with_the_public_demo_key_when_none_is_set(
+    tmp_path, local_settings, demo_specs, monkeypatch
+) -> None:
+    """The demo must run on a fresh checkout without a secret, and its run log must say its pseudonyms are public."""
+    keyed = local_settings.model_copy(update={"data_dir": tmp_path / "keyed"})
+    demo = local_settings.model_copy(update={"profile": "demo"})
+    stores = LocalFolderStore(keyed.data_dir), LocalFolderStore(demo.data_dir)
+    for store in stores:
+        drop_file(store, demo_specs["acme_retail"])
+    monkeypatch.setenv("BATCH_ASSETS_HASH_KEY", DEMO_HASH_KEY.decode())
+    assert materialize_vendor(keyed, "acme_retail").success
+
+    monkeypatch.delenv("BATCH_ASSETS_HASH_KEY")
+    instance = dg.DagsterInstance.ephemeral()
+    job = slice_defs(demo).resolve_job_def("process_vendor_files_job")
+    selection = [dg.AssetKey(["vendor", "acme_retail", s]) for s in ("staged", "rejects", "outbound")]
+    result = job.execute_in_process(partition_key=DAY, asset_selection=selection, instance=instance)
+
+    assert result.success
+    assert any("public demo key" in entry.user_message for entry in instance.all_logs(result.run_id))
+    outbound = f"outbound/acme_retail/{DAY}/"
+    want, got = ({o.key: s.read_bytes(o.key) for o in s.list(outbound) if o.key.endswith(".csv")} for s in stores)
+    assert got and got == want
 
 
 def test_a_day_with_no_files_warns_that_nothing_arrived(local_settings) -> None:
