@@ -45,13 +45,13 @@ def load_spec():
 def run_engine(spec, source: Path, out_dir: Path, options: dict):
     """The product's two steps: transform_file (staged Parquet + rejects), then the outbound file
     written from the staged records as the outbound asset writes it."""
-    from batch_assets.lib.engine import transform_file
+    from batch_assets.lib.engine import DEFAULT_CHUNK_SIZE, transform_file
     from batch_assets.lib.engine.vendor_day import _write_outbound  # the outbound asset's writer
     from benchmarks.baselines.common import OUTBOUND, REJECTS, Counts
 
     staged = out_dir / "staged.parquet"
     result = transform_file(spec, source, staged, out_dir / REJECTS, keys={"BATCH_ASSETS_HASH_KEY": KEY}, **options)
-    _write_outbound(spec, [staged], out_dir / OUTBOUND, options.get("chunk_size", 100_000))
+    _write_outbound(spec, [staged], out_dir / OUTBOUND, options.get("chunk_size", DEFAULT_CHUNK_SIZE))
     return Counts(result.rows_in, result.rows_out, result.rows_rejected, result.rejects_by_rule)
 
 

@@ -41,7 +41,7 @@ class FileStoreResource(dg.ConfigurableResource):
 class TransformEngineResource(dg.ConfigurableResource):
     """Limits of the chunked DuckDB transform: records per chunk, memory and threads, and what one file may hold."""
 
-    chunk_size: int = 100_000
+    chunk_size: int = EngineOptions.chunk_size
     memory_limit: str = "256MB"
     threads: int = 2
     progress_every_seconds: float = 5.0

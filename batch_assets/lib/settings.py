@@ -43,7 +43,7 @@ class Settings(BaseSettings):
         900.0, ge=1, description="How far behind the newest processed file the sensor keeps looking."
     )
     sensor_interval_seconds: int = 30
-    chunk_size: int = Field(100_000, ge=1)
+    chunk_size: int = Field(50_000, ge=1)  # the engine's DEFAULT_CHUNK_SIZE
     duckdb_memory_limit: str = "256MB"
     duckdb_threads: int = Field(2, ge=1)
 

@@ -24,6 +24,8 @@ from batch_assets.lib.specs.model import (
 )
 
 RAW_PREFIX = "__raw__"
+TYPED_PREFIX = "__typed__"  # a field's value cast to its type, once
+CHECK_PREFIX = "__check_"  # whether a record breaks one rule
 KEY_PREFIX = "__key__"  # clear value of a unique field, kept in memory for the seen-table only
 RULE = "_reject_rule"
 REASON = "_reject_reason"
@@ -82,8 +84,7 @@ def typed_expr(f: SchemaField, col: str, p: Params) -> str:
     raise ValueError(f"unknown type {f.type}")
 
 
-def _type_violation(f: SchemaField, col: str, p: Params) -> str | None:
-    typed = typed_expr(f, col, p)
+def _type_violation(f: SchemaField, col: str, typed: str, p: Params) -> str | None:
     match f.type:
         case FieldType.STRING:
             return None
@@ -100,13 +101,16 @@ def _type_violation(f: SchemaField, col: str, p: Params) -> str | None:
     return f"{_present(col)} AND NOT ({shape} AND {typed} IS NOT NULL)"
 
 
-def field_checks(f: SchemaField, col: str, p: Params) -> list[tuple[str, str, str]]:
-    """(rule id, SQL condition that is true when the record breaks the rule, message), in order."""
+def field_checks(f: SchemaField, col: str, typed: str, p: Params) -> list[tuple[str, str, str]]:
+    """(rule id, SQL condition that is true when the record breaks the rule, message), in order.
+
+    ``col`` holds the raw text, ``typed`` the value cast once by ``typed_expr``.
+    """
     checks: list[tuple[str, str, str]] = []
     name = f.name
     if f.required:
         checks.append((f"required:{name}", f"NOT {_present(col)}", f"{name}: required value is missing"))
-    type_violation = _type_violation(f, col, p)
+    type_violation = _type_violation(f, col, typed, p)
     if type_violation:
         fmt = f" in format {f.format}" if f.format else ""
         checks.append((f"type:{name}", type_violation, f"{name}: not a valid {f.type.value}{fmt}"))
@@ -119,9 +123,9 @@ def field_checks(f: SchemaField, col: str, p: Params) -> list[tuple[str, str, st
             )
         )
     if f.min is not None:
-        checks.append((f"min:{name}", f"{typed_expr(f, col, p)} < {p(f.min)}", f"{name}: below the minimum {f.min:g}"))
+        checks.append((f"min:{name}", f"{typed} < {p(f.min)}", f"{name}: below the minimum {f.min:g}"))
     if f.max is not None:
-        checks.append((f"max:{name}", f"{typed_expr(f, col, p)} > {p(f.max)}", f"{name}: above the maximum {f.max:g}"))
+        checks.append((f"max:{name}", f"{typed} > {p(f.max)}", f"{name}: above the maximum {f.max:g}"))
     if f.allowed is not None:
         checks.append(
             (
@@ -194,32 +198,57 @@ def build_chunk_query(spec: VendorSpec, keys: dict[str, bytes], seen_tables: dic
     src_cols = ", ".join(f"{ident(f.source_name)} AS {ident(f.name)}" for f in fields)
     ctes = [f"src AS (SELECT {RECORD_NO}, {LINE_NO}, {PARSE_ERROR}, {src_cols} FROM chunk)"]
 
+    # Each field is cast once; its checks and its output read the cast value.
+    typed = {f.name: ident(TYPED_PREFIX + f.name) if f.type != FieldType.STRING else ident(f.name) for f in fields}
+    casts = [f"{typed_expr(f, ident(f.name), p)} AS {typed[f.name]}" for f in fields if f.type != FieldType.STRING]
+    if casts:
+        ctes.append(f"typed AS (SELECT *, {', '.join(casts)} FROM src)")
     checks: list[tuple[str, str, str]] = []
     for f in fields:
-        checks.extend(field_checks(f, ident(f.name), p))
-    rule_case = " ".join(f"WHEN coalesce({cond}, false) THEN {p(rule)}" for rule, cond, _ in checks)
-    reasons = ", ".join(f"CASE WHEN coalesce({cond}, false) THEN {p(msg)} END" for _, cond, msg in checks)
-    reason_sql = f"concat_ws('; ', {reasons})" if reasons else "NULL"
+        checks.extend(field_checks(f, ident(f.name), typed[f.name], p))
+    # Each check is evaluated once into a flag; the rule is the first flag set, the reason lists
+    # every one, and is only put together for the records that break a rule.
+    flags = [ident(f"{CHECK_PREFIX}{i}") for i in range(len(checks))]
+    flag_cols = "".join(
+        f", coalesce({cond}, false) AS {flag}" for (_, cond, _), flag in zip(checks, flags, strict=True)
+    )
+    ctes.append(f"flagged AS (SELECT *{flag_cols} FROM {'typed' if casts else 'src'})")
+    rule_case = " ".join(f"WHEN {flag} THEN {p(rule)}" for (rule, _, _), flag in zip(checks, flags, strict=True))
     ctes.append(
-        f"chk AS (SELECT *, CASE WHEN {PARSE_ERROR} IS NOT NULL THEN 'parse' {rule_case} END AS {RULE}, "
-        f"CASE WHEN {PARSE_ERROR} IS NOT NULL THEN 'record could not be parsed: ' || {PARSE_ERROR} "
-        f"ELSE NULLIF({reason_sql}, '') END AS {REASON} FROM src)"
+        f"ruled AS (SELECT *, CASE WHEN {PARSE_ERROR} IS NOT NULL THEN 'parse' {rule_case} END AS {RULE} FROM flagged)"
+    )
+    reasons = ", ".join(f"CASE WHEN {flag} THEN {p(msg)} END" for (_, _, msg), flag in zip(checks, flags, strict=True))
+    reason_sql = f"WHEN {RULE} IS NOT NULL THEN concat_ws('; ', {reasons})" if reasons else ""
+    # Materialized: the unique checks below read it more than once.
+    materialized = "MATERIALIZED " if any(f.unique for f in fields) else ""
+    ctes.append(
+        f"chk AS {materialized}(SELECT *, CASE WHEN {PARSE_ERROR} IS NOT NULL "
+        f"THEN 'record could not be parsed: ' || {PARSE_ERROR} {reason_sql} END AS {REASON} FROM ruled)"
     )
     prev = "chk"
     # Unique: the first record with a value that passes the field rules wins (even if its output
-    # width rejects it later); later ones, in this chunk or an earlier one, are rejected.
-    for i, f in enumerate(f for f in fields if f.unique):
-        col, rn = ident(f.name), f"_rn{i}"
-        dup = (
-            f"{RULE} IS NULL AND {_present(col)} AND "
-            f"({rn} > 1 OR {col} IN (SELECT v FROM {ident(prior_table(seen_tables[f.name]))}))"
+    # width rejects it later); later ones, in this chunk or an earlier one, are rejected. A hash
+    # aggregate finds the values repeated in the chunk: no window, no sort, the rows keep their order.
+    unique = [f for f in fields if f.unique]
+    for i, f in enumerate(unique):
+        col = ident(f.name)
+        ctes.append(
+            f"first{i} AS (SELECT {col} AS v, min({RECORD_NO}) AS first_no FROM {prev} "
+            f"WHERE {RULE} IS NULL AND {_present(col)} GROUP BY {col} HAVING count(*) > 1)"
         )
         ctes.append(
-            f"u{i} AS (SELECT * EXCLUDE ({rn}) REPLACE ("
+            f"later{i} AS (SELECT c.{RECORD_NO} FROM {prev} c JOIN first{i} d ON c.{col} = d.v "
+            f"WHERE c.{RULE} IS NULL AND c.{RECORD_NO} > d.first_no)"
+        )
+        dup = (
+            f"{RULE} IS NULL AND {_present(col)} AND ({RECORD_NO} IN (SELECT {RECORD_NO} FROM later{i}) "
+            f"OR {col} IN (SELECT v FROM {ident(prior_table(seen_tables[f.name]))}))"
+        )
+        ctes.append(
+            f"u{i} AS {materialized if i < len(unique) - 1 else ''}(SELECT * REPLACE ("
             f"CASE WHEN {dup} THEN {p('unique:' + f.name)} ELSE {RULE} END AS {RULE}, "
             f"CASE WHEN {dup} THEN {p(f.name + ': duplicate of an earlier record')} ELSE {REASON} END AS {REASON}) "
-            f"FROM (SELECT *, row_number() OVER (PARTITION BY {col}, {RULE} IS NULL ORDER BY {RECORD_NO}) AS {rn} "
-            f"FROM {prev}))"
+            f"FROM {prev})"
         )
         prev = f"u{i}"
 
@@ -232,9 +261,8 @@ def build_chunk_query(spec: VendorSpec, keys: dict[str, bytes], seen_tables: dic
     # Raw values travel unmasked to the end, where only rejected records' copies are masked.
     raw_cols = [f"{ident(f.name)} AS {ident(RAW_PREFIX + f.name)}" for f in fields]
     raw_cols += [f"{ident(f.name)} AS {ident(KEY_PREFIX + f.name)}" for f in fields if f.unique]
-    typed_by_name = {f.name: typed_expr(f, ident(f.name), p) for f in fields}
     mapped_cols = [
-        f"{typed_by_name[source]} AS {ident(target)}"
+        f"{typed[source]} AS {ident(target)}"
         for target, source in ([(m.output_name, m.source) for m in spec.mappings] or [(f.name, f.name) for f in fields])
     ]
     ctes.append(
@@ -298,14 +326,17 @@ def build_chunk_query(spec: VendorSpec, keys: dict[str, bytes], seen_tables: dic
             f"CASE WHEN {RULE} IS NOT NULL THEN {REASON} {msg_case} END AS {REASON}) FROM {prev})"
         )
         prev = "text_ok"
-    if source_masks:
-        raw_masks = ", ".join(
-            f"CASE WHEN {RULE} IS NOT NULL THEN {mask_expr(m, ident(RAW_PREFIX + name), p, key_for(m))} END "
-            f"AS {ident(RAW_PREFIX + name)}"
-            for name, m in source_masks.items()
-        )
-        ctes.append(f"raw_masked AS (SELECT * REPLACE ({raw_masks}) FROM {prev})")
-        prev = "raw_masked"
-    # Window functions may reorder rows; outbound files keep the inbound order.
-    sql = "WITH " + ",\n".join(ctes) + f"\nSELECT * FROM {prev} ORDER BY {RECORD_NO} NULLS LAST"
+    # Only rejected records keep their raw fields (masked like their outputs): copying them out
+    # of DuckDB for the accepted records, only to drop them, was a third of the result.
+    raw_kept = []
+    for f in fields:
+        raw = ident(RAW_PREFIX + f.name)
+        mask = source_masks.get(f.name)
+        value = mask_expr(mask, raw, p, key_for(mask)) if mask else raw
+        raw_kept.append(f"CASE WHEN {RULE} IS NOT NULL THEN {value} END AS {raw}")
+    ctes.append(f"raw_kept AS (SELECT * REPLACE ({', '.join(raw_kept)}) FROM {prev})")
+    prev = "raw_kept"
+    # No ORDER BY: with one thread the plan keeps the chunk's order; transform.record_order checks it
+    # and repairs it (the joins of the unique check may reorder rows when DuckDB runs several threads).
+    sql = "WITH " + ",\n".join(ctes) + f"\nSELECT * FROM {prev}"
     return ChunkQuery(sql=sql, params=p.values, raw_fields=[f.name for f in fields], output_fields=spec.output_fields)

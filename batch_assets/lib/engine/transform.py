@@ -7,6 +7,8 @@ query (validate, map, business rules, mask) and written out before the next is r
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -34,7 +36,9 @@ from batch_assets.lib.engine.sql import (
 from batch_assets.lib.formats.common import ReadLimits
 from batch_assets.lib.specs.model import JsonLinesFormat, VendorSpec
 
-DEFAULT_CHUNK_SIZE = 100_000
+# 50K records: at 100K the 5M-record benchmark file peaked at ~560 MB RSS (DuckDB's and Arrow's allocators
+# keep what a chunk used), at 50K under 512 MB, for ~10% more CPU (docs/performance.md).
+DEFAULT_CHUNK_SIZE = 50_000
 PREVIEW_ROWS = 5
 
 
@@ -84,6 +88,27 @@ def rejects_schema(spec: VendorSpec) -> pa.Schema:
     return pa.schema(base + [pa.field(f.name, pa.string()) for f in spec.schema_])
 
 
+def record_order(numbers: pa.ChunkedArray) -> pa.Array | None:
+    """Indices that put a chunk's rows in file order, or None when they are in order already.
+
+    The chunk query has no ORDER BY (sorting every chunk in DuckDB cost a tenth of the transform):
+    with one thread its plan keeps the chunk's order; with more, the unique check's joins may not.
+    Outbound files keep the inbound order, so the order is checked here, and repaired when needed.
+    """
+    if numbers.null_count == 0:
+        values = numbers.to_numpy()
+        if len(values) < 2 or bool((values[1:] > values[:-1]).all()):
+            return None
+    return pc.array_sort_indices(numbers, null_placement="at_end")
+
+
+def _rows(table: pa.Table, keep: pa.ChunkedArray, order: pa.Array | None) -> pa.Table:
+    """The rows of ``table`` where ``keep`` holds, in file order; only ``table``'s columns are copied."""
+    if order is None:
+        return table if pc.all(keep).as_py() is not False else table.filter(keep)
+    return table.take(pc.filter(order, pc.take(keep, order)))
+
+
 class ChunkTransform:
     """One file's transform: holds the DuckDB connection and the unique-value memory."""
 
@@ -105,6 +130,7 @@ class ChunkTransform:
         for table in self.seen_tables.values():
             self.con.execute(f"CREATE TEMP TABLE {ident(table)} (v VARCHAR)")
         self.query = build_chunk_query(spec, dict(keys), self.seen_tables)
+        self.statement = self.con.extract_statements(self.query.sql)[0]  # parsed once, run every chunk
 
     def apply(self, batch: pa.RecordBatch) -> tuple[pa.Table, pa.Table]:
         """Split one reader batch into (accepted output records, rejected records with reasons)."""
@@ -119,23 +145,26 @@ class ChunkTransform:
                         f"CREATE OR REPLACE TEMP TABLE {ident(prior_table(seen))} AS SELECT s.v FROM {ident(seen)} s "
                         f"SEMI JOIN chunk c ON s.v = c.{ident(f.source_name)}"
                     )
-            result = self.con.sql(self.query.sql, params=self.query.params).to_arrow_table()
+            result = self.con.sql(self.statement, params=self.query.params).to_arrow_table()
         finally:
             self.con.unregister("chunk")
+        order = record_order(result.column(RECORD_NO))
         accepted = pc.is_null(result.column(RULE))
-        good = result.filter(accepted)
-        bad = result.filter(pc.invert(accepted))
+        # Each output copies only its own columns out of the wide result.
+        output = _rows(result.select(self.query.output_fields), accepted, order)
+        rejects = _rows(
+            result.select([RECORD_NO, LINE_NO, RULE, REASON] + [RAW_PREFIX + n for n in self.query.raw_fields]),
+            pc.invert(accepted),
+            order,
+        ).rename_columns([RECORD_NO, LINE_NO, RULE, REASON, *self.query.raw_fields])
         # A record rejected only for its output (width or characters) passed the unique check and
         # blocks its duplicates later in its chunk; remember it too, so later chunks decide the same way.
-        passed_unique = result.filter(pc.or_kleene(accepted, pc.starts_with(result.column(RULE), "output_")))
+        passed_unique = pc.or_kleene(accepted, pc.starts_with(result.column(RULE), "output_"))
         for name, table in self.seen_tables.items():
-            values = passed_unique.select([KEY_PREFIX + name]).rename_columns(["v"])
+            values = _rows(result.select([KEY_PREFIX + name]), passed_unique, order).rename_columns(["v"])
             self.con.register("accepted_values", values)
             self.con.execute(f"INSERT INTO {ident(table)} SELECT v FROM accepted_values WHERE v IS NOT NULL")
             self.con.unregister("accepted_values")
-        output = good.select(self.query.output_fields)
-        rejects = bad.select([RECORD_NO, LINE_NO, RULE, REASON] + [RAW_PREFIX + n for n in self.query.raw_fields])
-        rejects = rejects.rename_columns([RECORD_NO, LINE_NO, RULE, REASON, *self.query.raw_fields])
         return output, rejects
 
     def output_schema(self) -> pa.Schema:
@@ -211,6 +240,12 @@ class FileResult:
     preview: list[dict] = field(default_factory=list)
 
 
+def _staged_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    # No dictionary pages: most staged columns are ids, hashes and amounts, where trying one and
+    # falling back cost a third of the write and made the file larger.
+    return pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=False)
+
+
 def transform_batches(
     spec: VendorSpec,
     batches: Iterable[pa.RecordBatch],
@@ -231,11 +266,16 @@ def transform_batches(
         ChunkTransform(spec, keys, memory_limit=memory_limit, threads=threads, temp_dir=temp_dir) as transform,
         open(rejects_path, "wb") as rejects_sink,
     ):
-        schema = transform.output_schema()
         rejects_writer = open_writer(JsonLinesFormat(kind="jsonl"), rejects_sink, rejects_schema(spec))
-        with pq.ParquetWriter(staged_path, schema, compression="zstd") as staged:
+        staged: pq.ParquetWriter | None = None
+        try:
             for batch in batches:
                 output, rejects = transform.apply(batch)
+                if staged is None:
+                    # The query's types are the same for every chunk, so the first chunk's schema
+                    # opens the file: no extra query on an empty chunk (~30 ms a file).
+                    schema = output.schema
+                    staged = _staged_writer(staged_path, schema)
                 result.rows_in += batch.num_rows
                 result.rows_out += output.num_rows
                 result.rows_rejected += rejects.num_rows
@@ -249,6 +289,11 @@ def transform_batches(
                         rejects_writer.write_batch(rb)
                 if on_chunk is not None:
                     on_chunk(result.rows_in)
+            if staged is None:  # no records at all: the file still gets its columns
+                staged = _staged_writer(staged_path, transform.output_schema())
+        finally:
+            if staged is not None:
+                staged.close()
         rejects_writer.close()
     return result
 
@@ -286,23 +331,71 @@ def transform_file(
                 last_report = now
                 progress(Progress(records, _position(source, bytes_total), bytes_total, now - started))
 
-        batches = read_batches(spec.input, source, [f.source_name for f in spec.schema_], chunk_size, limits)
-        result = transform_batches(
-            spec,
-            batches,
-            staged_path,
-            rejects_path,
-            keys=keys,
-            on_chunk=on_chunk,
-            memory_limit=memory_limit,
-            threads=threads,
-            temp_dir=temp_dir,
-        )
+        fields = [f.source_name for f in spec.schema_]
+        batches = read_ahead(read_batches(spec.input, source, fields, chunk_size, limits))
+        try:
+            result = transform_batches(
+                spec,
+                batches,
+                staged_path,
+                rejects_path,
+                keys=keys,
+                on_chunk=on_chunk,
+                memory_limit=memory_limit,
+                threads=threads,
+                temp_dir=temp_dir,
+            )
+        finally:
+            batches.close()  # stops the reader before the file closes
     result.bytes_in = bytes_total
     result.seconds = time.monotonic() - started
     if progress is not None:
         progress(Progress(result.rows_in, bytes_total, bytes_total, result.seconds))
     return result
+
+
+_DONE = object()
+
+
+def read_ahead(batches: Iterable[pa.RecordBatch], depth: int = 1) -> Iterator[pa.RecordBatch]:
+    """Yield ``batches`` while a thread reads up to ``depth`` more.
+
+    Parsing (pyarrow) and the chunk query (DuckDB) both release the GIL, so the next chunk is read
+    on the second core while this one is transformed. An error of the reader is raised here, after
+    the batches read before it, as without the thread.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if not hand_over(batch):
+                    return
+        except BaseException as exc:  # noqa: BLE001  (handed to the consumer, raised there)
+            hand_over(exc)
+            return
+        hand_over(_DONE)
+
+    reader = threading.Thread(target=read, name="read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _position(source: BinaryIO, bytes_total: int) -> int:
@@ -314,4 +407,5 @@ def _position(source: BinaryIO, bytes_total: int) -> int:
 
 def iter_parquet_batches(path: Path, batch_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[pa.RecordBatch]:
     """Staged records back out, a batch at a time."""
-    yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size)
+    # pre_buffer=False: pre-buffering read ahead across row groups, ~400 MB on a 5M-record file.
+    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_size)

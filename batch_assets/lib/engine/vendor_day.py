@@ -295,7 +295,8 @@ def _write_outbound(spec: VendorSpec, parquet_files: list[Path], out_path: Path,
                 schema = t.output_schema()
         writer = open_writer(spec.output.format, sink, schema)
         for path in parquet_files:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+            # pre_buffer=False: pre-buffering read ahead across row groups, ~400 MB on a 5M-record day.
+            for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_size):
                 writer.write_batch(batch)
                 rows += batch.num_rows
         writer.close()

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -175,6 +176,18 @@ def char_class(chars: Iterable[str]) -> str:
 def body_encoding(encoding: str) -> str:
     """The codec for the text after the BOM: Python's utf-8-sig would repeat the BOM on every write."""
     return "utf-8" if encoding == "utf-8-sig" else encoding
+
+
+def utf8_bytes(strings: pa.Array) -> memoryview:
+    """The concatenated bytes of a string array without nulls, straight from its data buffer."""
+    if strings.null_count:
+        raise ValueError("a null in text to write")
+    _, offsets, data = strings.buffers()
+    if data is None or not len(strings):
+        return memoryview(b"")
+    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    bounds = np.frombuffer(offsets, dtype=width)[[strings.offset, strings.offset + len(strings)]]
+    return memoryview(data)[int(bounds[0]) : int(bounds[1])]
 
 
 def encode_text(text: str, encoding: str, columns: dict[str, pa.Array]) -> bytes:

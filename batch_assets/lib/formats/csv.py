@@ -23,6 +23,7 @@ from batch_assets.lib.formats.common import (
     reader_schema,
     rechunk,
     text_columns,
+    utf8_bytes,
 )
 from batch_assets.lib.specs.model import CsvFormat
 
@@ -267,11 +268,17 @@ class CsvWriter:
         quoted = [self._quote(column) for column in columns.values()]
         lines = pc.binary_join_element_wise(*quoted, self._fmt.delimiter)
         end = self._fmt.line_terminator
+        if body_encoding(self._fmt.encoding) == "utf-8":
+            # Arrow strings are UTF-8 already: terminate each line and write the column's bytes as they are.
+            self._sink.write(utf8_bytes(pc.binary_join_element_wise(lines, "", end)))
+            return
         text = end.join(lines.to_pylist()) + end
         self._sink.write(encode_text(text, self._fmt.encoding, columns))
 
     def _quote(self, column: pa.Array) -> pa.Array:
         q = self._fmt.quote
         needs_quotes = pc.or_(pc.match_substring_regex(column, self._special), pc.equal(column, ""))
+        if not pc.any(needs_quotes).as_py():
+            return pc.fill_null(column, "")  # most columns: nothing to quote
         quoted = pc.binary_join_element_wise(q, pc.replace_substring(column, q, q + q), q, "")
         return pc.fill_null(pc.if_else(needs_quotes, quoted, column), "")
