@@ -6,7 +6,9 @@ the S3 store of the moto server. Each chain kills the child at a point drawn fro
 (after the k-th chunk or publish it reports, plus a random delay), sometimes kills the retry too,
 then lets a retry finish. Its outputs must equal a clean run's: the same keys, the same bytes, the
 same parsed records (none lost, none duplicated). Throughout, a watcher thread reads every visible
-output and fails the test if one is partial or differs from the clean run's.
+output and fails the test if one is partial or differs from the clean run's. The same is then done to a
+real Dagster run worker: a ``dagster asset materialize`` process (in-process executor) SIGKILLed while a
+stage step writes chunks and while an outbound step publishes, then the partition rerun as a fresh run.
 
 The instance database is the other thing a run can lose: a daemon run on a throwaway PostgreSQL
 cluster started by the test, which the test crashes and restarts mid-run.
@@ -161,6 +163,7 @@ class Watcher:
     open_store: Callable[[], FileStore]
     reference: Reference
     specs: dict[str, VendorSpec]
+    pause: float = 0.0  # between sweeps: a busy watcher steals a core from a run worker that imports Dagster
     reads: int = 0
     problems: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -190,6 +193,7 @@ class Watcher:
                             self.problems.append(f"{obj.key}: visible, but not the complete file of a clean run")
                     except Exception as exc:
                         self.problems.append(f"{obj.key}: visible but unreadable: {type(exc).__name__}: {exc}")
+            self._stop.wait(self.pause)
 
 
 # ------------------------------------------------------------------------------------------------ the child
@@ -518,4 +522,170 @@ def test_losing_the_instance_database_mid_run_fails_clearly_or_retries_and_loses
         outage_s=OUTAGE_SECONDS,
         seconds_to_settle=round(time.monotonic() - crashed_at, 1),
         records_lost=0,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ the run worker
+
+WORKER_KILLS = scaled(3, 12)
+WORKER_LOCATION = "batch_assets_tests.reliability.vendor_location"
+WORKER_AREAS = (layout.STAGED, layout.REJECTS, layout.OUTBOUND)
+WORKER_SELECTION = ",".join(f"vendor/{vendor}/{area}" for vendor in VENDORS for area in WORKER_AREAS)
+STAGE_STEPS = [f"stage_{v}" for v in VENDORS]
+OUTBOUND_STEPS = [f"vendor__{v}__outbound" for v in VENDORS]
+STEP_ENDS = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+
+
+def worker_settings(data: Path) -> Settings:
+    return Settings(vendors_dir=VENDORS_DIR, storage="local", data_dir=data, chunk_size=CHUNK, duckdb_threads=1)
+
+
+@pytest.fixture(scope="module")
+def worker_reference(tmp_path_factory: pytest.TempPathFactory, inbound: dict[str, bytes], demo_specs) -> Reference:
+    """A clean run of the same assets on the same settings, in this process, on a data dir of its own."""
+    data = tmp_path_factory.mktemp("worker_reference")
+    seed_inbound(LocalFolderStore(data), inbound)
+    job = slice_defs(worker_settings(data)).resolve_job_def("process_vendor_files_job")
+    selection = [dg.AssetKey(key.split("/")) for key in WORKER_SELECTION.split(",")]
+    with dg.instance_for_test() as instance:
+        assert job.execute_in_process(partition_key=DAY, asset_selection=selection, instance=instance).success
+    files = outputs(LocalFolderStore(data))
+    assert any(k.startswith(f"{layout.QUARANTINE}/") for k in files)
+    return Reference(files, [])
+
+
+class RunWorker:
+    """``dagster asset materialize`` of the day: with the in-process executor this process is the run worker."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", WORKER_LOCATION]
+        self.process = subprocess.Popen(
+            [*command, "--select", WORKER_SELECTION, "--partition", DAY],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,  # Dagster's event log lines: the test waits for a step's start
+            text=True,
+            start_new_session=True,  # its own process group, killed whole
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    def kill_after_step_start(self, step: str, delay: float, timeout: float = 240) -> bool:
+        """SIGKILL the worker's process group ``delay`` seconds after ``step`` starts; False if it had ended."""
+        marker = f'Started execution of step "{step}"'
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while self.process.poll() is None and time.monotonic() < deadline:
+            if any(marker in line for line in self.lines[seen:]):
+                break
+            seen = max(0, len(self.lines) - 1)
+            time.sleep(0.002)
+        time.sleep(delay)
+        if self.process.poll() is not None:
+            return False
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        return True
+
+    def finish(self, timeout: float = 300) -> None:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            raise
+        self._reader.join(timeout=10)
+        assert self.process.returncode == 0, "".join(self.lines)[-3000:]
+
+
+def step_in_flight(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """The step a killed run had started and not finished, per the run's own event log."""
+    started = [e.step_key for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)]
+    ended = {e.step_key for e in instance.all_logs(run_id, of_type=STEP_ENDS)}
+    return next((step for step in started if step not in ended), None)
+
+
+def test_a_real_dagster_run_worker_killed_while_staging_or_publishing_and_rerun_ends_as_a_clean_run(
+    tmp_path: Path, inbound, worker_reference: Reference, demo_specs, record_property
+) -> None:
+    """The tests above kill a process that calls the engine's functions; in production the process that dies is
+    Dagster's run worker, with its resources, step events and instance writes. Kill that one (the CLI run worker,
+    SIGKILL to its process group) while a stage step writes chunks and while an outbound step publishes: the run
+    must not be left looking successful, no reader may see a partial file, and a fresh run of the partition must
+    end with a clean run's records, none lost, none duplicated."""
+    rng = random.Random(SEED + 2)
+    root = tmp_path / "store"
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **child_env(),
+        "DAGSTER_HOME": str(home),
+        "BATCH_ASSETS_STORAGE": "local",
+        "BATCH_ASSETS_DATA_DIR": str(root),
+        "BATCH_ASSETS_VENDORS_DIR": str(VENDORS_DIR),
+        "BATCH_ASSETS_CHUNK_SIZE": str(CHUNK),
+        "BATCH_ASSETS_DUCKDB_THREADS": "1",
+    }
+    instance = dg.DagsterInstance.from_config(str(home))
+    landed: Counter[str] = Counter()
+    late = attempts = reruns = lost = duplicated = orphans = 0
+    started = time.monotonic()
+    with Watcher(lambda: LocalFolderStore(root), worker_reference, demo_specs, pause=0.01) as watcher:
+        while landed.total() < WORKER_KILLS or not (landed["stage"] and landed["deliver"]):
+            assert attempts < 4 * WORKER_KILLS, f"kills did not land in both phases: {dict(landed)}, {late} late"
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            seed_inbound(LocalFolderStore(root), inbound)
+            for _ in range(rng.choice([1, 2])):
+                attempts += 1
+                worker = RunWorker(env)
+                # Staging a vendor's files takes ~0.5-1.5 s of 25-record chunks, publishing its outbound ~60 ms.
+                if landed["stage"] <= landed["deliver"]:
+                    killed = worker.kill_after_step_start(rng.choice(STAGE_STEPS), rng.uniform(0, 0.8))
+                else:
+                    killed = worker.kill_after_step_start(rng.choice(OUTBOUND_STEPS), rng.uniform(0, 0.04))
+                run = instance.get_runs(limit=1)[0]
+                if not killed:
+                    late += 1  # the run was over: no fault, not counted
+                    continue
+                assert run.status != dg.DagsterRunStatus.SUCCESS, run.run_id
+                step = step_in_flight(instance, run.run_id)
+                phase = "stage" if step in STAGE_STEPS else "deliver" if step in OUTBOUND_STEPS else "between steps"
+                landed[phase] += 1
+            rerun = RunWorker(env)
+            rerun.finish()
+            reruns += 1
+            assert instance.get_runs(limit=1)[0].status == dg.DagsterRunStatus.SUCCESS
+            got = outputs(LocalFolderStore(root))
+            assert got.keys() == worker_reference.files.keys()
+            more_lost, more_duplicated = compare(got, worker_reference.files, demo_specs)
+            assert (more_lost, more_duplicated) == (0, 0), f"lost {more_lost}, duplicated {more_duplicated}: {landed}"
+            lost += more_lost
+            duplicated += more_duplicated
+            orphans += sum(1 for p in root.rglob(".*") if p.is_file())
+        time.sleep(0.2)
+    assert watcher.problems == [], watcher.problems[:5]
+    assert watcher.reads > 0
+    record_figures(
+        record_property,
+        "crash run worker",
+        kills=landed.total(),
+        kills_while_staging=landed["stage"],
+        kills_while_delivering=landed["deliver"],
+        kills_between_steps=landed["between steps"],
+        kill_points_after_the_end=late,
+        worker_runs=attempts + reruns,
+        records_lost=lost,
+        records_duplicated=duplicated,
+        watcher_reads=watcher.reads,
+        orphan_temp_files=orphans,
+        seconds=round(time.monotonic() - started, 1),
+        seed=SEED + 2,
     )
