@@ -37,7 +37,7 @@ from batch_assets.lib.formats.common import ReadLimits
 from batch_assets.lib.specs.model import JsonLinesFormat, VendorSpec
 
 # 50K records: at 100K the 5M-record benchmark file peaked at ~560 MB RSS (DuckDB's and Arrow's allocators
-# keep what a chunk used), at 50K under 512 MB, for ~10% more CPU (docs/performance.md).
+# keep what a chunk used), at 50K under 512 MB, for ~15% more CPU (docs/performance.md).
 DEFAULT_CHUNK_SIZE = 50_000
 PREVIEW_ROWS = 5
 
