@@ -27,7 +27,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from batch_assets.lib.markets.calendars import exchange_sessions
-from batch_assets.lib.markets.factors import compute_factor_sessions
+from batch_assets.lib.markets.factors import BLOCK_SESSIONS, compute_factor_sessions
 from batch_assets.lib.markets.layout import bars_key, bars_prefix
 from batch_assets.lib.markets.synthetic import SyntheticSource
 from batch_assets.lib.storage import LocalFolderStore
@@ -98,6 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--per-day-sample", type=int, default=25, help="runs timed for one-run-per-session (0: all)")
     parser.add_argument("--skip-backfill", action="store_true", help="factors only")
+    parser.add_argument(
+        "--block-sessions",
+        default=str(BLOCK_SESSIONS),
+        help="comma-separated target sessions per SQL pass, timed side by side (e.g. 250,1000)",
+    )
     args = parser.parse_args(argv)
 
     end = date.fromisoformat(args.end)
@@ -117,17 +122,23 @@ def main(argv: list[str] | None = None) -> None:
             f"({time.process_time() - cpu:.1f} CPU-s)"
         )
 
-        started, cpu = time.perf_counter(), time.process_time()
-        run = compute_factor_sessions(
-            store, args.exchange, sessions, memory_limit=args.memory_limit, threads=args.threads
-        )
-        full = time.perf_counter() - started
-        print(
-            f"factors, whole range in one pass: {run.rows:,} rows in {full:.1f} s, "
-            f"{time.process_time() - cpu:.1f} CPU-s "
-            f"({run.rows / full:,.0f} rows/s, {full / len(sessions) * 1000:.0f} ms per session); "
-            f"peak RSS so far {peak_rss_mb():.0f} MB"
-        )
+        for block in (int(b) for b in args.block_sessions.split(",")):
+            started, cpu = time.perf_counter(), time.process_time()
+            run = compute_factor_sessions(
+                store,
+                args.exchange,
+                sessions,
+                memory_limit=args.memory_limit,
+                threads=args.threads,
+                block_sessions=block,
+            )
+            full = time.perf_counter() - started
+            print(
+                f"factors, whole range in one pass, blocks of {block} sessions: {run.rows:,} rows in {full:.1f} s, "
+                f"{time.process_time() - cpu:.1f} CPU-s "
+                f"({run.rows / full:,.0f} rows/s, {full / len(sessions) * 1000:.0f} ms per session); "
+                f"peak RSS so far {peak_rss_mb():.0f} MB"
+            )
 
         started, cpu = time.perf_counter(), time.process_time()
         daily = compute_factor_sessions(
