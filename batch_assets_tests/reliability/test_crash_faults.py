@@ -199,6 +199,16 @@ class Watcher:
 # ------------------------------------------------------------------------------------------------ the child
 
 
+def kill_unless_ended(process: subprocess.Popen, delay: float, kill: Callable[[], None]) -> bool:
+    """``kill`` the process ``delay`` seconds from now and reap it; False if it had ended by then."""
+    time.sleep(delay)
+    if process.poll() is not None:
+        return False
+    kill()
+    process.wait()
+    return True
+
+
 class Child:
     """crash_child.py running the day; its event lines are counted as they come."""
 
@@ -232,12 +242,7 @@ class Child:
         deadline = time.monotonic() + timeout
         while len(self.events) < events and self.process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.002)
-        time.sleep(delay)
-        if self.process.poll() is not None:
-            return False
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        return True
+        return kill_unless_ended(self.process, delay, lambda: self.process.send_signal(signal.SIGKILL))
 
     def finish(self, timeout: float = 300) -> None:
         try:
@@ -587,12 +592,7 @@ class RunWorker:
                 break
             seen = max(0, len(self.lines) - 1)
             time.sleep(0.002)
-        time.sleep(delay)
-        if self.process.poll() is not None:
-            return False
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-        return True
+        return kill_unless_ended(self.process, delay, lambda: os.killpg(self.process.pid, signal.SIGKILL))
 
     def finish(self, timeout: float = 300) -> None:
         try:

@@ -19,7 +19,13 @@ import pyarrow.parquet as pq
 
 from batch_assets.lib.engine import layout
 from batch_assets.lib.engine.dead_letters import quarantine
-from batch_assets.lib.engine.transform import DEFAULT_CHUNK_SIZE, FileResult, Progress, transform_file
+from batch_assets.lib.engine.transform import (
+    DEFAULT_CHUNK_SIZE,
+    FileResult,
+    Progress,
+    iter_parquet_batches,
+    transform_file,
+)
 from batch_assets.lib.formats import FormatError, ReadLimits, open_writer
 from batch_assets.lib.specs.model import VendorSpec
 from batch_assets.lib.storage import FileStore, ObjectInfo
@@ -295,8 +301,7 @@ def _write_outbound(spec: VendorSpec, parquet_files: list[Path], out_path: Path,
                 schema = t.output_schema()
         writer = open_writer(spec.output.format, sink, schema)
         for path in parquet_files:
-            # pre_buffer=False: pre-buffering read ahead across row groups, ~400 MB on a 5M-record day.
-            for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_size):
+            for batch in iter_parquet_batches(path, batch_size):
                 writer.write_batch(batch)
                 rows += batch.num_rows
         writer.close()
