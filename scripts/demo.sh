@@ -7,7 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==0.13.9"
-uv sync --frozen
+# Bytecode compiled once here: every dagster process (webserver, daemon, code server, each run
+# worker) would otherwise compile dagster from source, ~6 CPU-s each, where PYTHONDONTWRITEBYTECODE
+# is set or site-packages is read-only.
+uv sync --frozen --compile-bytecode
 
 export DAGSTER_HOME="$PWD/.dagster_home"
 mkdir -p "$DAGSTER_HOME"

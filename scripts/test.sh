@@ -16,7 +16,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-uv sync --frozen
+# Bytecode compiled once here: every dagster process (webserver, daemon, code server, each run
+# worker) would otherwise compile dagster from source, ~6 CPU-s each, where PYTHONDONTWRITEBYTECODE
+# is set or site-packages is read-only.
+uv sync --frozen --compile-bytecode
 
 uv run ruff check batch_assets batch_assets_tests
 uv run ruff format --check batch_assets batch_assets_tests
