@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--block-sessions",
         default=str(BLOCK_SESSIONS),
-        help="comma-separated target sessions per SQL pass, timed side by side (e.g. 250,1000)",
+        help="comma-separated target sessions per pass, timed side by side (e.g. 250,1000)",
     )
     args = parser.parse_args(argv)
 

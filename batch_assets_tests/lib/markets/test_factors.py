@@ -206,3 +206,45 @@ def test_missing_bars_of_a_target_session_fail_and_missing_history_is_reported(s
     next_session = sessions[-1] + timedelta(days=2)  # 2018-12-31 is a Monday, 2019-01-02 a Wednesday
     with pytest.raises(MissingBarsError, match="no us bars for 1 session"):
         compute_factor_sessions(store, "us", [next_session])
+
+
+def test_a_range_split_in_blocks_equals_each_symbol_computed_alone(tmp_path: Path) -> None:
+    """Blocks lay all symbols out side by side and publish sessions while the next block is
+    computed: symbols listed at different dates, stored in no particular order, must neither
+    mix nor depend on where a block starts."""
+    sessions = exchange_sessions("us", "2025-03-03", "2026-10-30")
+    rng = np.random.default_rng(7)
+    listed = {"ZED": 0, "AAA": 120, "MID": len(sessions) - 200}  # MID has a short history throughout
+    prices = {s: 50 * np.exp(np.cumsum(rng.normal(0, 0.02, len(sessions)))) for s in listed}
+    store = LocalFolderStore(tmp_path / "data")
+    (store.root / bars_key("us", sessions[0])).parent.mkdir(parents=True)
+    for i, session in enumerate(sessions):
+        day = [bars_table(s, [session], prices[s][i : i + 1]) for s in ("ZED", "MID", "AAA") if i >= listed[s]]
+        pq.write_table(pa.concat_tables(day), store.root / bars_key("us", session))
+    targets = sessions[-45:]
+    run = compute_factor_sessions(store, "us", targets, block_sessions=10)
+    assert run.sessions == targets and run.rows == 3 * 45 and run.symbols == set(listed)
+    con = connect()
+    try:
+        for symbol, first in listed.items():
+            path = tmp_path / f"{symbol}.parquet"
+            pq.write_table(bars_table(symbol, sessions[first:], prices[symbol][first:]), path)
+            alone = compute_factor_table(con, [path], targets[0], targets[-1])
+            for i, session in enumerate(targets):
+                day = read_factors(store, session)
+                assert day["symbol"].to_pylist() == ["AAA", "MID", "ZED"]
+                row = day.filter(pa.compute.equal(day["symbol"], symbol))
+                for name in FACTOR_SCHEMA.names[2:]:
+                    np.testing.assert_allclose(column(row, name), column(alone.slice(i, 1), name), rtol=1e-12)
+    finally:
+        con.close()
+
+
+def test_bars_without_a_single_observation_give_null_factors(tmp_path: Path) -> None:
+    """A block where every bar is halted has an empty observation panel: rows, not an error."""
+    sessions = exchange_sessions("us", "2026-10-01", "2026-10-09")
+    path = tmp_path / "halted.parquet"
+    pq.write_table(bars_table("SUSP", sessions, np.zeros(len(sessions)), [True] * len(sessions)), path)
+    table = compute_factor_table(connect(), [path], sessions[0], sessions[-1])
+    assert table.num_rows == len(sessions)
+    assert all(table[name].null_count == len(sessions) for name in FACTOR_SCHEMA.names[2:])
