@@ -168,6 +168,12 @@ BROKEN_SPECS = {
         _append("business_rules", {"field": "bad_total", "expression": "no_such_column + 1"}),
         ["business_rules", "field 'bad_total'", "no_such_column"],
     ),
+    "broken business rule before a good one": (
+        _set(
+            "business_rules", [{"field": "bad_total", "expression": "nope(amount)"}, {"field": "x", "expression": "1"}]
+        ),
+        ["business_rules", "field 'bad_total'", "nope(amount)", "is invalid"],
+    ),
 }
 
 
@@ -227,3 +233,32 @@ def test_a_file_that_is_not_a_yaml_mapping_is_refused_with_its_path(tmp_path: Pa
     with pytest.raises(VendorSpecError) as raised:
         load_vendor_spec(path)
     assert str(raised.value).startswith(f"{path}: {problem}")
+
+
+def test_a_passed_sql_check_is_remembered_per_spec_content_and_a_failure_never_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run worker loads the code location again; a spec that passed is not compiled again,
+    while a changed spec, or one that failed, is checked afresh."""
+    from batch_assets.lib.engine import transform
+
+    monkeypatch.setenv("BATCH_ASSETS_SPEC_CHECK_CACHE", str(tmp_path / "cache"))
+    checked: list[str] = []
+    real_check = transform.check_spec_sql
+    monkeypatch.setattr(transform, "check_spec_sql", lambda spec: checked.append(spec.vendor_id) or real_check(spec))
+    good = write_spec(tmp_path, sample_spec())
+    broken_spec = sample_spec() | {"vendor_id": "broken", "business_rules": [{"field": "x", "expression": "nope()"}]}
+    broken = write_spec(tmp_path, broken_spec)
+
+    load_vendor_spec(good)
+    load_vendor_spec(good)
+    assert checked == ["sample_vendor"]
+
+    write_spec(tmp_path, sample_spec() | {"business_rules": [{"field": "amount_x3", "expression": "amount * 3"}]})
+    load_vendor_spec(good)
+    assert checked == ["sample_vendor", "sample_vendor"]
+
+    for _ in range(2):
+        with pytest.raises(VendorSpecError, match="field 'x'"):
+            load_vendor_spec(broken)
+    assert checked == ["sample_vendor", "sample_vendor", "broken", "broken"]
