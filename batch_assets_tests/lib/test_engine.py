@@ -19,13 +19,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from batch_assets.lib.demo_data import file_name_for, write_vendor_file
-from batch_assets.lib.engine import FileResult, MaskingKeyError, Progress, resolve_keys, transform_file
+from batch_assets.lib.engine import (
+    FileResult,
+    MaskingKeyError,
+    Progress,
+    TransformSession,
+    resolve_keys,
+    transform_file,
+)
 from batch_assets.lib.specs import VendorSpec
 from batch_assets_tests.conftest import VENDORS_DIR
 
@@ -260,6 +268,66 @@ def test_unique_fields_are_independent_of_each_other(tmp_path: Path) -> None:
 
     assert [(r["_record_no"], r["_reject_rule"]) for r in outcome.rejected] == [(2, "unique:id"), (4, "unique:ref")]
     assert outcome.accepted == [{"id": "1", "ref": "x"}, {"id": "2", "ref": "y"}]
+
+
+# --- a session of several files -----------------------------------------------------------------
+
+
+def write_rows(folder: Path, name: str, rows: list[dict[str, Any]]) -> Path:
+    path = folder / name
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    return path
+
+
+def session_outputs(session: TransformSession, source: Path, chunk_size: int = 2) -> tuple[list[dict], bytes]:
+    work = Path(tempfile.mkdtemp(dir=source.parent))
+    session.transform_file(source, work / "staged.parquet", work / "rejects.jsonl", chunk_size=chunk_size)
+    return pq.read_table(work / "staged.parquet").to_pylist(), (work / "rejects.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("chunk_size", [2, 100])
+def test_a_session_gives_each_file_the_outputs_it_gets_alone(tmp_path: Path, chunk_size: int) -> None:
+    """A vendor day runs its files through one session; sharing the connection and the query must
+    not change a byte of any file's outputs, duplicates across files included (a value repeated in
+    another file is not a duplicate: uniqueness is within a file)."""
+    spec = make_spec({"name": "id", "unique": True}, {"name": "qty", "type": "integer"})
+    sources = [
+        write_rows(tmp_path, "a.jsonl", UNIQUE_ROWS),
+        write_rows(tmp_path, "b.jsonl", [{"id": "A", "qty": "2"}, {"id": "C", "qty": "2"}, {"id": "A", "qty": "3"}]),
+        write_rows(tmp_path, "empty.jsonl", []),
+        write_rows(tmp_path, "c.jsonl", UNIQUE_ROWS[::-1]),
+    ]
+
+    with TransformSession(spec, {HASH_ENV: KEY}) as session:
+        together = [session_outputs(session, source, chunk_size) for source in sources]
+    alone = []
+    for source in sources:
+        outcome = run_file(tmp_path, spec, source, chunk_size=chunk_size)
+        alone.append((outcome.accepted, outcome.rejects_bytes))
+
+    assert together == alone
+    assert [r["id"] for r in together[1][0]] == ["A", "C"]  # A and C were accepted in a.jsonl too
+
+
+def test_a_file_that_fails_in_a_session_leaves_nothing_for_the_next_file(tmp_path: Path) -> None:
+    """A file quarantined halfway (its values already remembered from its first chunks) must not
+    make the next file's records duplicates, nor break the session for it."""
+    spec = make_spec(
+        {"name": "id", "unique": True},
+        {"name": "qty"},
+        business_rules=[{"field": "n", "expression": "CAST(qty AS INTEGER)"}],
+    )
+    rows = [{"id": "A", "qty": "1"}, {"id": "B", "qty": "1"}, {"id": "C", "qty": "x"}]  # C fails in chunk 2
+    broken = write_rows(tmp_path, "broken.jsonl", rows)
+    good = write_rows(tmp_path, "good.jsonl", [{"id": "A", "qty": "1"}, {"id": "A", "qty": "2"}])
+
+    with TransformSession(spec, {HASH_ENV: KEY}) as session:
+        with pytest.raises(duckdb.ConversionException):
+            session_outputs(session, broken, chunk_size=2)
+        accepted, rejects = session_outputs(session, good, chunk_size=2)
+
+    assert accepted == [{"id": "A", "qty": "1", "n": 1}]
+    assert [orjson.loads(line)["_reject_rule"] for line in rejects.splitlines()] == ["unique:id"]
 
 
 # --- parse errors -------------------------------------------------------------------------------

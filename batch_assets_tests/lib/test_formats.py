@@ -491,6 +491,15 @@ TYPED = pa.RecordBatch.from_pydict(
 )
 
 
+def test_csv_quotes_exactly_the_values_that_need_it_whatever_the_column_holds_beside_them(tmp_path):
+    """The writer skips its per-value check when a column's bytes hold no special character; bytes
+    outside a sliced batch, nulls and non-ASCII delimiters must not change what is quoted."""
+    fmt = CsvFormat(kind="csv", header=False, delimiter="§")
+    batch = text_batch(id=["a§b", "c", "d", "e"], name=["x", None, "", "y"])
+    path = write_records(fmt, tmp_path / "out.csv", [batch.slice(1, 2), batch.slice(3), batch.slice(0, 1)])
+    assert path.read_text() == 'c§\nd§""\ne§y\n"a§b"§x\n'
+
+
 def test_csv_writer_renders_typed_values_as_text_and_nulls_as_empty_fields(tmp_path):
     path = write_records(CSV, tmp_path / "out.csv", [TYPED])
     assert path.read_text() == (

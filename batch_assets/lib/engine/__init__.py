@@ -5,10 +5,10 @@ from batch_assets.lib.engine.transform import (
     FileResult,
     MaskingKeyError,
     Progress,
+    TransformSession,
     check_spec_sql,
     missing_keys,
     resolve_keys,
-    transform_batches,
     transform_file,
 )
 
@@ -19,9 +19,9 @@ __all__ = [
     "FileResult",
     "MaskingKeyError",
     "Progress",
+    "TransformSession",
     "check_spec_sql",
     "missing_keys",
     "resolve_keys",
-    "transform_batches",
     "transform_file",
 ]

@@ -23,8 +23,8 @@ from batch_assets.lib.engine.transform import (
     DEFAULT_CHUNK_SIZE,
     FileResult,
     Progress,
+    TransformSession,
     iter_parquet_batches,
-    transform_file,
 )
 from batch_assets.lib.formats import FormatError, ReadLimits, open_writer
 from batch_assets.lib.specs.model import VendorSpec
@@ -137,7 +137,14 @@ def stage_vendor_day(
     files, result.skipped = inbound_files(store, spec, day)
     for key, reason in result.skipped.items():
         log(f"skipped {key}: {reason}")
-    with tempfile.TemporaryDirectory(prefix=f"stage-{spec.vendor_id}-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix=f"stage-{spec.vendor_id}-") as tmp,
+        # One session for the day's files: a connection and a built query per file cost more
+        # than a small file's records.
+        TransformSession(
+            spec, keys, memory_limit=options.memory_limit, threads=options.threads, temp_dir=Path(tmp)
+        ) as session,
+    ):
         workdir = Path(tmp)
         for obj in files:
             name = obj.key.rsplit("/", 1)[-1]
@@ -152,7 +159,7 @@ def stage_vendor_day(
                 continue
             log(f"{name}: {info.size:,} bytes, version {info.version}")
             try:
-                staged, out = _stage_file(store, spec, day, obj.key, info.version, local, workdir, keys, options, log)
+                staged, out = _stage_file(store, session, day, obj.key, info.version, local, options, log)
             except FILE_ERRORS as exc:
                 # The file's own fault (unreadable, or data a business rule cannot take): nothing
                 # of it is published, it moves to quarantine with its error, the others go on.
@@ -185,16 +192,15 @@ def stage_vendor_day(
 
 def _stage_file(
     store: FileStore,
-    spec: VendorSpec,
+    session: TransformSession,
     day: str,
     key: str,
     version: str,
     local: Path,
-    workdir: Path,
-    keys: Mapping[str, bytes],
     options: EngineOptions,
     log: Log,
 ) -> tuple[StagedFile, FileResult]:
+    spec = session.spec
     name = key.rsplit("/", 1)[-1]
 
     def report(p: Progress) -> None:
@@ -204,18 +210,13 @@ def _stage_file(
         store.publish(layout.staged_key(spec.vendor_id, day, name)) as staged_tmp,
         store.publish(layout.rejects_key(spec.vendor_id, day, name)) as rejects_tmp,
     ):
-        out = transform_file(
-            spec,
+        out = session.transform_file(
             local,
             staged_tmp,
             rejects_tmp,
-            keys=keys,
             chunk_size=options.chunk_size,
             progress=report,
             progress_every=options.progress_every,
-            memory_limit=options.memory_limit,
-            threads=options.threads,
-            temp_dir=workdir,
             limits=options.limits,
         )
         # Counted from the files about to be published, not from the engine's own tally.

@@ -251,6 +251,7 @@ class CsvWriter:
         self._sink = sink
         self._names = schema.names
         self._special = char_class({fmt.delimiter, fmt.quote, "\r", "\n"})
+        self._special_bytes = [c.encode() for c in {fmt.delimiter, fmt.quote, "\r", "\n"}]
         if fmt.encoding == "utf-8-sig":
             sink.write(UTF8_BOM)
         if fmt.header:
@@ -275,10 +276,23 @@ class CsvWriter:
         text = end.join(lines.to_pylist()) + end
         self._sink.write(encode_text(text, self._fmt.encoding, columns))
 
+    def _plain(self, column: pa.Array) -> bool:
+        """True when no value can need quotes: no special character in the column's bytes and no
+        value of length 0 (empty strings need quotes; nulls have length 0 too, so they take the
+        exact check). A byte search costs a fraction of the per-value regex it spares."""
+        if not pa.types.is_string(column.type) or not len(column) or column.null_count:
+            return False
+        if pc.min(pc.binary_length(column)).as_py() == 0:
+            return False
+        text = utf8_bytes(column).tobytes()
+        return not any(special in text for special in self._special_bytes)
+
     def _quote(self, column: pa.Array) -> pa.Array:
+        if self._plain(column):
+            return pc.fill_null(column, "")  # most columns: nothing to quote
         q = self._fmt.quote
         needs_quotes = pc.or_(pc.match_substring_regex(column, self._special), pc.equal(column, ""))
         if not pc.any(needs_quotes).as_py():
-            return pc.fill_null(column, "")  # most columns: nothing to quote
+            return pc.fill_null(column, "")
         quoted = pc.binary_join_element_wise(q, pc.replace_substring(column, q, q + q), q, "")
         return pc.fill_null(pc.if_else(needs_quotes, quoted, column), "")
