@@ -76,7 +76,8 @@ def test_the_same_file_again_is_not_processed_twice_but_a_new_version_is(local_s
     path = store.root / key
     stat = path.stat()
     path.write_bytes(path.read_bytes() + b"ORD-99999999,C000001,a@example.com,SKU1,1,1.00,2026-11-20,web\n")
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    # A later mtime than the first version's, but in the past: a future one would still be settling.
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     newer = tick(local_settings, first.cursor)
     assert len(newer.run_requests) == 1
     assert newer.run_requests[0].run_key != first.run_requests[0].run_key
