@@ -32,11 +32,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import yaml
+
 from benchmarks.generate import OUT, REPO, Manifest, generate_day
 
 BIN = Path(sys.executable).parent
 HASH_KEY = "benchmark-hash-key"
-TRANSFORM_SLOTS = 2  # the vendor_transform pool on the temporary instance: one step per core
+RUNS_AT_ONCE = 2  # the repo's dagster.yaml: max_concurrent_runs
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
 S3_ENV = {
@@ -205,9 +207,21 @@ class S3Drop:
         }
 
     def drop(self, files: list[tuple[Path, str]]) -> float:
-        """Upload every file to staging/, then copy them into inbound/ server-side (each copy is one new object)."""
+        """Upload every file to staging/, then copy them into inbound/ server-side (each copy is one new object).
+
+        Single-part uploads: a server-side copy of a multipart upload on moto 5.2.5 came back with a
+        checksum that botocore's download check refused (FlexibleChecksumError, every file > 8 MB).
+        """
+        from boto3.s3.transfer import TransferConfig
+
+        single_part = TransferConfig(multipart_threshold=1 << 40)
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda f: self.client.upload_file(str(f[0]), self.bucket, "staging/" + f[1]), files))
+            list(
+                pool.map(
+                    lambda f: self.client.upload_file(str(f[0]), self.bucket, "staging/" + f[1], Config=single_part),
+                    files,
+                )
+            )
             started = time.time()
             list(
                 pool.map(
@@ -242,6 +256,7 @@ class Result:
     invalid: int
     mb: float
     vendors: int
+    runs_at_once: int = RUNS_AT_ONCE
     wall_seconds: float = 0.0
     runs: int = 0
     runs_by_status: dict = field(default_factory=dict)
@@ -300,7 +315,15 @@ def wait_for(predicate, timeout: float, what: str, daemon: subprocess.Popen, log
 
 
 def run_day(
-    manifest: Manifest, day_dir: Path, storage: str, work: Path, *, sensor_interval: int, timeout: float, log=print
+    manifest: Manifest,
+    day_dir: Path,
+    storage: str,
+    work: Path,
+    *,
+    sensor_interval: int,
+    timeout: float,
+    runs_at_once: int = RUNS_AT_ONCE,
+    log=print,
 ) -> Result:
     import dagster as dg
 
@@ -313,12 +336,20 @@ def run_day(
         invalid=manifest.invalid,
         mb=manifest.bytes / 1e6,
         vendors=manifest.vendors,
+        runs_at_once=runs_at_once,
     )
     home, data = work / "dagster_home", work / "data"
     shutil.rmtree(work, ignore_errors=True)
     home.mkdir(parents=True)
     data.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    instance_yaml = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    coordinator = instance_yaml["run_coordinator"]["config"]
+    coordinator["max_concurrent_runs"] = runs_at_once
+    # The profile's policy kept: LOW runs may take every slot but one (1 of the repo's 2).
+    for limit in coordinator["tag_concurrency_limits"]:
+        if limit["key"] == "priority" and limit.get("value") == "LOW":
+            limit["limit"] = runs_at_once - 1
+    (home / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml))
     store = LocalDrop(data) if storage == "local" else S3Drop()
     env = {
         "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -337,9 +368,9 @@ def run_day(
         (day_dir / "files" / f["path"], f"inbound/{f['vendor_id']}/{day}/{f['file_name']}") for f in manifest.files
     ]
     # The embedded profile's default_op_concurrency_limit (1) would serialize every vendor's transform
-    # step across the two concurrent runs: give their pool both cores, as an operator would.
+    # step across the concurrent runs: give their pool a slot per run, as an operator would.
     subprocess.run(
-        [str(BIN / "dagster"), "instance", "concurrency", "set", "vendor_transform", str(TRANSFORM_SLOTS)],
+        [str(BIN / "dagster"), "instance", "concurrency", "set", "vendor_transform", str(runs_at_once)],
         cwd=REPO,
         env=env,
         check=True,
@@ -453,7 +484,7 @@ def print_result(r: Result) -> None:
         f"  (load before {r.load_before}, after {r.load_after})\n"
         f"  wall, first file to last outbound file: {r.wall_seconds:,.1f} s -> {r.records_per_second:,.0f} records/s\n"
         f"  runs: {r.runs} {r.runs_by_status} (at most {r.runs_per_vendor_max} per vendor), "
-        f"at most {r.peak_concurrent_runs} at once\n"
+        f"at most {r.peak_concurrent_runs} at once (max_concurrent_runs {r.runs_at_once})\n"
         f"  per run (median): queued {r.queue_wait_median:.1f} s, ran {r.run_seconds_median:.1f} s, "
         f"engine {r.engine_seconds_median:.1f} s, Dagster overhead {r.overhead_seconds_median:.1f} s "
         f"(mean {r.overhead_seconds_mean:.1f} s)\n"
@@ -485,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, help="seconds to wait for the outbound files (default: by scale)")
     parser.add_argument("--keep", action="store_true", help="keep DAGSTER_HOME and the data under benchmarks/out/e2e-*")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--runs-at-once", type=int, default=RUNS_AT_ONCE, help="max_concurrent_runs (and the transform pool)"
+    )
     args = parser.parse_args(argv)
     scales = [float(s) for s in args.scales.split(",")]
     if any(s >= 1.0 for s in scales) and not args.full:
@@ -498,7 +532,15 @@ def main(argv: list[str] | None = None) -> int:
                 print("  note: moto keeps every object in memory; scale 1.0 on S3 holds ~6 GB in this process")
             work = OUT / f"e2e-{scale:g}-{storage}"
             timeout = args.timeout or 300 + 3600 * scale
-            result = run_day(manifest, day_dir, storage, work, sensor_interval=args.sensor_interval, timeout=timeout)
+            result = run_day(
+                manifest,
+                day_dir,
+                storage,
+                work,
+                sensor_interval=args.sensor_interval,
+                timeout=timeout,
+                runs_at_once=args.runs_at_once,
+            )
             print_result(result)
             problems += check(result)
             results.append(result)
