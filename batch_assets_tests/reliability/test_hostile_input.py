@@ -42,7 +42,7 @@ BIG = scaled(64 << 20, 512 << 20)  # a "very long" line or field: far past any l
 # The corpus runs with tighter limits than the defaults, to show they are configurable.
 LIMITS = ReadLimits(max_file_bytes=2 * BIG, max_record_bytes=64 << 10, max_depth=32)
 CASE_SECONDS = 60  # a case taking longer is a hang
-PEAK_BUDGET_MB = 48  # memory a case may add to the worker (16 MB seen); holding a BIG value adds 64+ MiB
+PEAK_BUDGET_MB = 32  # memory a case may add to the warmed-up worker (9 MB seen); holding a BIG value adds 64+ MiB
 VENDOR_OF = {
     CsvFormat: "acme_retail",
     JsonFormat: "globex_logistics",
