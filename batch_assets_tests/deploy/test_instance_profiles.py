@@ -11,6 +11,7 @@ from batch_assets_tests.deploy.test_postgres_profile_daemon import postgres_env
 
 PROFILES = {"embedded": REPO_ROOT / "dagster.yaml", "postgres": REPO_ROOT / "deploy" / "postgres" / "dagster.yaml"}
 VENDOR_LIMIT = {"key": "vendor", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+LANE_LIMIT = {"key": "vendor_lane", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
 
 
 def load(profile: str, home, monkeypatch, pg: dict | None = None) -> dg.DagsterInstance:
@@ -26,6 +27,7 @@ def check_common_policy(instance: dg.DagsterInstance) -> None:
     concurrency = instance.get_concurrency_config()
     limits = concurrency.run_queue_config.tag_concurrency_limits
     assert VENDOR_LIMIT in limits
+    assert LANE_LIMIT in limits
     # LOW work never takes every slot: a HIGH run always finds one.
     [low] = [limit for limit in limits if limit["key"] == "priority" and limit["value"] == "LOW"]
     assert low["limit"] < concurrency.run_queue_config.max_concurrent_runs

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from batch_assets.lib.engine.arrivals import ArrivalCursor, ArrivalPlan, plan_arrivals
+from batch_assets.lib.engine.arrivals import ArrivalCursor, ArrivalPlan, group_vendor_days, plan_arrivals, vendor_lane
 from batch_assets.lib.storage import ObjectInfo
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -302,3 +302,31 @@ def test_a_shuffled_listing_gives_the_same_batches_run_keys_and_cursor() -> None
 
     assert run_keys(a) == run_keys(b)
     assert a.cursor.to_json() == b.cursor.to_json()
+
+
+# ------------------------------------------------------------------------------- shared arrival runs
+
+
+def test_vendor_days_share_runs_only_within_one_day_and_group_and_up_to_the_limit() -> None:
+    ready = [(f"v{i}", "2026-03-02") for i in range(5)] + [("v0", "2026-03-01"), ("w", "2026-03-02")]
+    group = {"w": "LOW"}
+    runs = group_vendor_days(ready, lambda vid: group.get(vid, "HIGH"), vendors_per_run=2)
+    assert sorted(runs) == [
+        [("v0", "2026-03-01")],
+        [("v0", "2026-03-02"), ("v1", "2026-03-02")],
+        [("v2", "2026-03-02"), ("v3", "2026-03-02")],
+        [("v4", "2026-03-02")],
+        [("w", "2026-03-02")],
+    ]
+    alone = group_vendor_days(ready, lambda vid: "HIGH", vendors_per_run=1)
+    assert sorted(alone) == sorted([day] for day in ready)
+
+
+def test_a_vendor_keeps_its_lane_whoever_arrives_with_it() -> None:
+    """Runs of one lane wait for each other, so every run touching a vendor must be in its lane."""
+    assert vendor_lane("acme_retail", vendors_per_run=1, lanes=8) == "acme_retail"
+    lanes = {vendor_lane(f"vendor_{i}", vendors_per_run=10, lanes=8) for i in range(200)}
+    assert lanes == {f"lane-{i}" for i in range(8)}
+    assert vendor_lane("acme_retail", vendors_per_run=10, lanes=8) == vendor_lane(
+        "acme_retail", vendors_per_run=3, lanes=8
+    )

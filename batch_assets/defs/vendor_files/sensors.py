@@ -1,6 +1,8 @@
-"""The arrival sensor: new inbound files become one run per vendor and day."""
+"""The arrival sensor: new inbound files become one run per vendor and day (or, with
+``arrival_vendors_per_run`` above 1, runs shared by the vendor days ready in one tick)."""
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +14,7 @@ import paramiko
 from batch_assets.defs.resources import FileStoreResource
 from batch_assets.defs.vendor_files.assets import vendor_key, vendor_run_selection
 from batch_assets.lib.engine import layout
-from batch_assets.lib.engine.arrivals import ArrivalCursor, ArrivalPlan, plan_arrivals
+from batch_assets.lib.engine.arrivals import ArrivalCursor, ArrivalPlan, group_vendor_days, plan_arrivals, vendor_lane
 from batch_assets.lib.settings import Settings
 from batch_assets.lib.specs import VendorSpec
 from batch_assets.lib.storage import FileStore, ObjectInfo
@@ -80,7 +82,19 @@ def build_arrival_sensor(
         skipped = {**strays, **plan.skipped}
         for key, reason in skipped.items():
             context.log.info(f"passed over {key}: {reason}")
-        requests = [run_request(by_id[vid], day, files) for (vid, day), files in sorted(plan.batches.items())]
+
+        def lane(vendor_id: str) -> str:
+            return vendor_lane(
+                vendor_id, vendors_per_run=settings.arrival_vendors_per_run, lanes=settings.arrival_lanes
+            )
+
+        runs = group_vendor_days(
+            plan.batches, lambda vid: (by_id[vid].priority.value, lane(vid)), settings.arrival_vendors_per_run
+        )
+        requests = [
+            run_request([(by_id[vid], plan.batches[(vid, day)]) for vid, day in run], run[0][1], lane(run[0][0]))
+            for run in runs
+        ]
         events = [
             dg.AssetMaterialization(
                 asset_key=vendor_key(vid, layout.INBOUND),
@@ -107,17 +121,28 @@ def build_arrival_sensor(
     return vendor_inbound_arrival_sensor
 
 
-def run_request(spec: VendorSpec, day: str, files: list[ObjectInfo]) -> dg.RunRequest:
+def run_request(vendors: list[tuple[VendorSpec, list[ObjectInfo]]], day: str, lane: str) -> dg.RunRequest:
+    """One run for the new files of one or more vendors (of one priority and lane) on ``day``."""
+    keys = [ArrivalPlan.run_key(spec.vendor_id, day, files) for spec, files in vendors]
+    priority = vendors[0][0].priority
+    tags = {
+        "dagster/priority": str(priority.run_priority),
+        "priority": priority.value,
+        "vendor_lane": lane,
+        "trigger": "arrival",
+    }
+    if len(vendors) == 1:
+        run_key = keys[0]
+        tags["vendor"] = vendors[0][0].vendor_id
+    else:
+        digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()
+        run_key = f"shared:{day}:{digest[:20]}"  # the same vendors' same file versions: the same key
+        tags["vendors"] = ",".join(spec.vendor_id for spec, _ in vendors)
     return dg.RunRequest(
-        run_key=ArrivalPlan.run_key(spec.vendor_id, day, files),
+        run_key=run_key,
         partition_key=day,
-        asset_selection=vendor_run_selection(spec),
-        tags={
-            "dagster/priority": str(spec.priority.run_priority),
-            "vendor": spec.vendor_id,
-            "priority": spec.priority.value,
-            "trigger": "arrival",
-        },
+        asset_selection=[key for spec, _ in vendors for key in vendor_run_selection(spec)],
+        tags=tags,
     )
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -109,6 +110,33 @@ def _why_not_ready(
     if not has_day(parsed.day):
         return f"day {parsed.day} is not a partition (before the start date, or in the future)"
     return None
+
+
+def vendor_lane(vendor_id: str, *, vendors_per_run: int, lanes: int) -> str:
+    """The lane of a vendor's runs: runs of one lane never run at once (dagster.yaml), and every run
+    that touches a vendor is in its lane, so no two runs race on one vendor day.
+
+    One vendor per run: each vendor is its own lane. Shared runs group vendors of one lane, so a
+    vendor's lane must not depend on who arrived with it: a stable hash of its id.
+    """
+    if vendors_per_run == 1:
+        return vendor_id
+    return f"lane-{zlib.crc32(vendor_id.encode()) % lanes}"
+
+
+def group_vendor_days(
+    vendor_days: Iterable[tuple[str, str]], group_of: Callable[[str], Hashable], vendors_per_run: int
+) -> list[list[tuple[str, str]]]:
+    """Vendor days ready in one tick, as runs: the same day and group (lane, priority), at most
+    ``vendors_per_run`` vendors each. A run costs Dagster ~10 CPU-s before any work; when a whole
+    morning's vendors arrive at once, sharing runs saves most of that (docs/performance.md)."""
+    runs: dict[tuple[str, Hashable], list[list[tuple[str, str]]]] = {}
+    for vendor_id, day in sorted(vendor_days):
+        filling = runs.setdefault((day, group_of(vendor_id)), [[]])
+        if len(filling[-1]) == vendors_per_run:
+            filling.append([])
+        filling[-1].append((vendor_id, day))
+    return [run for _, chunks in sorted(runs.items(), key=lambda item: str(item[0])) for run in chunks]
 
 
 def _matches(name: str, pattern: str) -> bool:

@@ -46,11 +46,15 @@ def daemon_env(home: Path, bucket, pg: dict) -> dict[str, str]:
     }
 
 
-def wait_for_run(instance: dg.DagsterInstance, vendor: str, daemon: subprocess.Popen, timeout: float) -> dg.DagsterRun:
+def wait_for_run(
+    instance: dg.DagsterInstance, vendor: str | dict[str, str], daemon: subprocess.Popen, timeout: float
+) -> dg.DagsterRun:
+    """The first finished run of ``vendor`` (or with these tags)."""
+    tags = {"vendor": vendor} if isinstance(vendor, str) else vendor
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert daemon.poll() is None, "the daemon exited"
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={"vendor": vendor}))
+        runs = instance.get_runs(filters=dg.RunsFilter(tags=tags))
         done = [r for r in runs if r.is_finished]
         if done:
             return done[0]
@@ -112,3 +116,43 @@ def test_a_file_put_into_s3_flows_through_a_sensor_run_to_the_outbound_file(
     meta = records[0].asset_materialization.metadata
     assert meta["rows_in"].value == made.records
     assert meta["rows_rejected"].value == made.invalid
+
+
+def test_vendors_landing_together_share_one_run_when_the_deployment_asks_for_it(
+    tmp_path, s3_bucket, postgres_db, demo_specs, monkeypatch
+) -> None:
+    """BATCH_ASSETS_ARRIVAL_VENDORS_PER_RUN: two HIGH vendors' files in one tick become one run that
+    delivers both, on the same daemon, S3 server and PostgreSQL as above."""
+    day = dt.datetime.now(dt.UTC).date().isoformat()
+    made = {}
+    for vendor in ("acme_retail", "initech_payroll"):
+        spec = demo_specs[vendor]
+        name = file_name_for(spec, day, 1)
+        made[vendor] = write_vendor_file(spec, tmp_path / name, 300, invalid_share=0.05, seed=5)
+        s3_bucket.client.upload_file(str(tmp_path / name), s3_bucket.name, f"exchange/inbound/{vendor}/{day}/{name}")
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "deploy" / "postgres" / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **daemon_env(home, s3_bucket, postgres_db),
+        "BATCH_ASSETS_ARRIVAL_VENDORS_PER_RUN": "10",
+        "BATCH_ASSETS_ARRIVAL_LANES": "1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with running_daemon(env, tmp_path / "daemon.log") as daemon:
+        instance = dg.DagsterInstance.get()
+        run = wait_for_run(instance, {"vendors": "acme_retail,initech_payroll"}, daemon, timeout=150)
+        assert len(instance.get_runs()) == 1
+    assert run.status == dg.DagsterRunStatus.SUCCESS, (tmp_path / "daemon.log").read_text()[-3000:]
+    assert run.tags["vendor_lane"] == "lane-0"
+    assert run.tags["dagster/priority"] == "10"
+    for vendor, generated in made.items():
+        listed = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name, Prefix=f"exchange/outbound/{vendor}/{day}/")
+        delivered = sorted(o["Key"].rsplit("/", 1)[-1] for o in listed.get("Contents", []))
+        assert [n.endswith(".pdf") for n in delivered] == [True, False], delivered  # the day's report and the file
+        records = instance.fetch_materializations(dg.AssetKey(["vendor", vendor, "staged"]), limit=10).records
+        assert [(r.run_id, r.partition_key) for r in records] == [(run.run_id, day)]
+        meta = records[0].asset_materialization.metadata
+        assert (meta["rows_in"].value, meta["rows_rejected"].value) == (generated.records, generated.invalid)

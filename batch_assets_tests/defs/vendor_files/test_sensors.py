@@ -44,6 +44,7 @@ def test_new_files_become_one_run_per_vendor_and_day_with_the_vendor_priority(
     result = tick(local_settings)
     runs = {r.tags["vendor"]: r for r in result.run_requests}
     assert set(runs) == {"acme_retail", "hooli_ads"}
+    assert runs["hooli_ads"].tags["vendor_lane"] == "hooli_ads"  # one vendor per run: its own lane
     assert runs["acme_retail"].partition_key == TODAY
     assert runs["acme_retail"].tags["dagster/priority"] == "10"
     assert runs["hooli_ads"].tags["dagster/priority"] == "-10"
@@ -56,6 +57,28 @@ def test_new_files_become_one_run_per_vendor_and_day_with_the_vendor_priority(
     assert len(ArrivalCursor.from_json(result.cursor).recent) == 3
     reported = {(e.asset_key.to_user_string(), e.partition) for e in result.asset_events}
     assert ("vendor/acme_retail/inbound", TODAY) in reported
+
+
+def test_vendors_ready_in_one_tick_share_runs_by_priority_when_asked(local_settings, store, demo_specs) -> None:
+    """arrival_vendors_per_run > 1: one run per priority and lane holds the vendors that arrived together."""
+    settings = local_settings.model_copy(update={"arrival_vendors_per_run": 10, "arrival_lanes": 1})
+    for vendor in ("acme_retail", "initech_payroll", "hooli_ads", "umbrella_health", "globex_logistics"):
+        drop_file(store, demo_specs[vendor], day=TODAY, n=1)
+    result = tick(settings)
+    runs = {r.tags["priority"]: r for r in result.run_requests}
+    assert {p: r.tags.get("vendors", r.tags.get("vendor")) for p, r in runs.items()} == {
+        "HIGH": "acme_retail,initech_payroll",
+        "MEDIUM": "globex_logistics",
+        "LOW": "hooli_ads,umbrella_health",
+    }
+    assert {r.tags["vendor_lane"] for r in result.run_requests} == {"lane-0"}
+    assert runs["HIGH"].tags["dagster/priority"] == "10"
+    assert {k.to_user_string() for k in runs["HIGH"].asset_selection} >= {
+        "vendor/acme_retail/staged",
+        "vendor/initech_payroll/outbound",
+    }
+    again = tick(settings)  # a fresh cursor: the shared run's key alone must prevent a second run
+    assert sorted(r.run_key for r in again.run_requests) == sorted(r.run_key for r in result.run_requests)
 
 
 def test_the_next_tick_with_nothing_new_requests_nothing(local_settings, store, demo_specs) -> None:
