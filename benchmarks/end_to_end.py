@@ -257,6 +257,7 @@ class Result:
     mb: float
     vendors: int
     runs_at_once: int = RUNS_AT_ONCE
+    vendors_per_run: int = 1
     wall_seconds: float = 0.0
     runs: int = 0
     runs_by_status: dict = field(default_factory=dict)
@@ -323,6 +324,8 @@ def run_day(
     sensor_interval: int,
     timeout: float,
     runs_at_once: int = RUNS_AT_ONCE,
+    profile: Path | None = None,
+    vendors_per_run: int = 1,
     log=print,
 ) -> Result:
     import dagster as dg
@@ -337,6 +340,7 @@ def run_day(
         mb=manifest.bytes / 1e6,
         vendors=manifest.vendors,
         runs_at_once=runs_at_once,
+        vendors_per_run=vendors_per_run,
     )
     home, data = work / "dagster_home", work / "data"
     shutil.rmtree(work, ignore_errors=True)
@@ -360,6 +364,7 @@ def run_day(
         "BATCH_ASSETS_SENSOR_INTERVAL_SECONDS": str(sensor_interval),
         "BATCH_ASSETS_ARRIVAL_SETTLE_SECONDS": "0",
         "BATCH_ASSETS_TIMEZONE": "UTC",
+        "BATCH_ASSETS_ARRIVAL_VENDORS_PER_RUN": str(vendors_per_run),
         **store.env(),
     }
     daemon_log = work / "daemon.log"
@@ -378,8 +383,10 @@ def run_day(
     )
     result.load_before = [round(x, 1) for x in os.getloadavg()]
     with open(daemon_log, "wb") as out:
+        # --profile: py-spy samples the daemon and every process under it (code server, run workers).
+        spy = [str(BIN / "py-spy"), "record", "--subprocesses", "--format", "raw", "--rate", "50", "-o", str(profile)]
         daemon = subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            [*(spy + ["--"] if profile else []), str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
             cwd=REPO,
             env=env,
             stdout=out,
@@ -449,7 +456,12 @@ def _run_figures(instance, result: Result) -> None:
     records = arrival_runs(instance)
     result.runs = len(records)
     result.runs_by_status = dict(Counter(r.dagster_run.status.value for r in records))
-    result.runs_per_vendor_max = max(Counter(r.dagster_run.tags.get("vendor") for r in records).values())
+    per_vendor = Counter(
+        vendor
+        for r in records
+        for vendor in r.dagster_run.tags.get("vendors", r.dagster_run.tags.get("vendor", "")).split(",")
+    )
+    result.runs_per_vendor_max = max(per_vendor.values())
     waits, durations, engine, overhead = [], [], [], []
     latest: dict[str, tuple[float, dict]] = {}
     for record in records:
@@ -484,7 +496,8 @@ def print_result(r: Result) -> None:
         f"  (load before {r.load_before}, after {r.load_after})\n"
         f"  wall, first file to last outbound file: {r.wall_seconds:,.1f} s -> {r.records_per_second:,.0f} records/s\n"
         f"  runs: {r.runs} {r.runs_by_status} (at most {r.runs_per_vendor_max} per vendor), "
-        f"at most {r.peak_concurrent_runs} at once (max_concurrent_runs {r.runs_at_once})\n"
+        f"at most {r.peak_concurrent_runs} at once (max_concurrent_runs {r.runs_at_once}, "
+        f"vendors per run {r.vendors_per_run})\n"
         f"  per run (median): queued {r.queue_wait_median:.1f} s, ran {r.run_seconds_median:.1f} s, "
         f"engine {r.engine_seconds_median:.1f} s, Dagster overhead {r.overhead_seconds_median:.1f} s "
         f"(mean {r.overhead_seconds_mean:.1f} s)\n"
@@ -519,14 +532,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--runs-at-once", type=int, default=RUNS_AT_ONCE, help="max_concurrent_runs (and the transform pool)"
     )
+    parser.add_argument(
+        "--vendors-per-run", type=int, default=1, help="BATCH_ASSETS_ARRIVAL_VENDORS_PER_RUN: vendors sharing a run"
+    )
+    parser.add_argument("--vendors", type=int, help="vendors in the day (default: 100 x scale, at least 5)")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy every process of the instance into PATH.<scale>-<storage>.txt (collapsed)"
+    )
     args = parser.parse_args(argv)
     scales = [float(s) for s in args.scales.split(",")]
     if any(s >= 1.0 for s in scales) and not args.full:
         parser.error("scale 1.0 and above run 25M records for 10+ minutes: add --full")
     results, problems = [], []
     for scale in scales:
-        day_dir = OUT / f"day-{scale:g}"
-        manifest = generate_day(day_dir, scale, jobs=args.jobs)
+        day_dir = OUT / (f"day-{scale:g}" if args.vendors is None else f"day-{scale:g}-{args.vendors}v")
+        manifest = generate_day(day_dir, scale, vendors=args.vendors, jobs=args.jobs)
         for storage in args.storage.split(","):
             if storage == "s3" and scale >= 1.0:
                 print("  note: moto keeps every object in memory; scale 1.0 on S3 holds ~6 GB in this process")
@@ -540,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
                 sensor_interval=args.sensor_interval,
                 timeout=timeout,
                 runs_at_once=args.runs_at_once,
+                profile=args.profile and args.profile.with_suffix(f".{scale:g}-{storage}.txt"),
+                vendors_per_run=args.vendors_per_run,
             )
             print_result(result)
             problems += check(result)
