@@ -258,6 +258,7 @@ class Result:
     vendors: int
     runs_at_once: int = RUNS_AT_ONCE
     vendors_per_run: int = 1
+    lanes: int = 8
     wall_seconds: float = 0.0
     runs: int = 0
     runs_by_status: dict = field(default_factory=dict)
@@ -326,6 +327,7 @@ def run_day(
     runs_at_once: int = RUNS_AT_ONCE,
     profile: Path | None = None,
     vendors_per_run: int = 1,
+    lanes: int = 8,
     log=print,
 ) -> Result:
     import dagster as dg
@@ -341,6 +343,7 @@ def run_day(
         vendors=manifest.vendors,
         runs_at_once=runs_at_once,
         vendors_per_run=vendors_per_run,
+        lanes=lanes,
     )
     home, data = work / "dagster_home", work / "data"
     shutil.rmtree(work, ignore_errors=True)
@@ -365,6 +368,7 @@ def run_day(
         "BATCH_ASSETS_ARRIVAL_SETTLE_SECONDS": "0",
         "BATCH_ASSETS_TIMEZONE": "UTC",
         "BATCH_ASSETS_ARRIVAL_VENDORS_PER_RUN": str(vendors_per_run),
+        "BATCH_ASSETS_ARRIVAL_LANES": str(lanes),
         **store.env(),
     }
     daemon_log = work / "daemon.log"
@@ -497,7 +501,7 @@ def print_result(r: Result) -> None:
         f"  wall, first file to last outbound file: {r.wall_seconds:,.1f} s -> {r.records_per_second:,.0f} records/s\n"
         f"  runs: {r.runs} {r.runs_by_status} (at most {r.runs_per_vendor_max} per vendor), "
         f"at most {r.peak_concurrent_runs} at once (max_concurrent_runs {r.runs_at_once}, "
-        f"vendors per run {r.vendors_per_run})\n"
+        f"vendors per run {r.vendors_per_run}, lanes {r.lanes})\n"
         f"  per run (median): queued {r.queue_wait_median:.1f} s, ran {r.run_seconds_median:.1f} s, "
         f"engine {r.engine_seconds_median:.1f} s, Dagster overhead {r.overhead_seconds_median:.1f} s "
         f"(mean {r.overhead_seconds_mean:.1f} s)\n"
@@ -535,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vendors-per-run", type=int, default=1, help="BATCH_ASSETS_ARRIVAL_VENDORS_PER_RUN: vendors sharing a run"
     )
+    parser.add_argument("--lanes", type=int, default=8, help="BATCH_ASSETS_ARRIVAL_LANES (with shared runs)")
     parser.add_argument("--vendors", type=int, help="vendors in the day (default: 100 x scale, at least 5)")
     parser.add_argument(
         "--profile", type=Path, help="py-spy every process of the instance into PATH.<scale>-<storage>.txt (collapsed)"
@@ -562,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs_at_once=args.runs_at_once,
                 profile=args.profile and args.profile.with_suffix(f".{scale:g}-{storage}.txt"),
                 vendors_per_run=args.vendors_per_run,
+                lanes=args.lanes,
             )
             print_result(result)
             problems += check(result)
