@@ -258,7 +258,7 @@ class Result:
     vendors: int
     runs_at_once: int = RUNS_AT_ONCE
     vendors_per_run: int = 1
-    lanes: int = 8
+    lanes: int = 4
     wall_seconds: float = 0.0
     runs: int = 0
     runs_by_status: dict = field(default_factory=dict)
@@ -325,9 +325,8 @@ def run_day(
     sensor_interval: int,
     timeout: float,
     runs_at_once: int = RUNS_AT_ONCE,
-    profile: Path | None = None,
     vendors_per_run: int = 1,
-    lanes: int = 8,
+    lanes: int = 4,
     log=print,
 ) -> Result:
     import dagster as dg
@@ -387,10 +386,8 @@ def run_day(
     )
     result.load_before = [round(x, 1) for x in os.getloadavg()]
     with open(daemon_log, "wb") as out:
-        # --profile: py-spy samples the daemon and every process under it (code server, run workers).
-        spy = [str(BIN / "py-spy"), "record", "--subprocesses", "--format", "raw", "--rate", "50", "-o", str(profile)]
         daemon = subprocess.Popen(
-            [*(spy + ["--"] if profile else []), str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
             cwd=REPO,
             env=env,
             stdout=out,
@@ -539,11 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vendors-per-run", type=int, default=1, help="BATCH_ASSETS_ARRIVAL_VENDORS_PER_RUN: vendors sharing a run"
     )
-    parser.add_argument("--lanes", type=int, default=8, help="BATCH_ASSETS_ARRIVAL_LANES (with shared runs)")
+    parser.add_argument("--lanes", type=int, default=4, help="BATCH_ASSETS_ARRIVAL_LANES (with shared runs)")
     parser.add_argument("--vendors", type=int, help="vendors in the day (default: 100 x scale, at least 5)")
-    parser.add_argument(
-        "--profile", type=Path, help="py-spy every process of the instance into PATH.<scale>-<storage>.txt (collapsed)"
-    )
     args = parser.parse_args(argv)
     scales = [float(s) for s in args.scales.split(",")]
     if any(s >= 1.0 for s in scales) and not args.full:
@@ -565,7 +559,6 @@ def main(argv: list[str] | None = None) -> int:
                 sensor_interval=args.sensor_interval,
                 timeout=timeout,
                 runs_at_once=args.runs_at_once,
-                profile=args.profile and args.profile.with_suffix(f".{scale:g}-{storage}.txt"),
                 vendors_per_run=args.vendors_per_run,
                 lanes=args.lanes,
             )

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
         "when 100 vendors land at once, 10 saves most of it (docs/performance.md).",
     )
     arrival_lanes: int = Field(
-        8, ge=1, description="With shared runs: runs of one lane wait for each other; a vendor's lane never changes."
+        4, ge=1, description="With shared runs: runs of one lane wait for each other; a vendor's lane never changes."
     )
     sensor_interval_seconds: int = 30
     chunk_size: int = Field(50_000, ge=1)  # the engine's DEFAULT_CHUNK_SIZE
