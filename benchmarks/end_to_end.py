@@ -34,11 +34,13 @@ from pathlib import Path
 
 import yaml
 
+from batch_assets.lib.settings import Settings
 from benchmarks.generate import OUT, REPO, Manifest, generate_day
 
 BIN = Path(sys.executable).parent
 HASH_KEY = "benchmark-hash-key"
 RUNS_AT_ONCE = 2  # the repo's dagster.yaml: max_concurrent_runs
+LANES = Settings.model_fields["arrival_lanes"].default  # the product's default
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
 S3_ENV = {
@@ -256,9 +258,9 @@ class Result:
     invalid: int
     mb: float
     vendors: int
-    runs_at_once: int = RUNS_AT_ONCE
-    vendors_per_run: int = 1
-    lanes: int = 4
+    runs_at_once: int
+    vendors_per_run: int
+    lanes: int
     wall_seconds: float = 0.0
     runs: int = 0
     runs_by_status: dict = field(default_factory=dict)
@@ -326,7 +328,7 @@ def run_day(
     timeout: float,
     runs_at_once: int = RUNS_AT_ONCE,
     vendors_per_run: int = 1,
-    lanes: int = 4,
+    lanes: int = LANES,
     log=print,
 ) -> Result:
     import dagster as dg
@@ -536,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vendors-per-run", type=int, default=1, help="BATCH_ASSETS_ARRIVAL_VENDORS_PER_RUN: vendors sharing a run"
     )
-    parser.add_argument("--lanes", type=int, default=4, help="BATCH_ASSETS_ARRIVAL_LANES (with shared runs)")
+    parser.add_argument("--lanes", type=int, default=LANES, help="BATCH_ASSETS_ARRIVAL_LANES (with shared runs)")
     parser.add_argument("--vendors", type=int, help="vendors in the day (default: 100 x scale, at least 5)")
     args = parser.parse_args(argv)
     scales = [float(s) for s in args.scales.split(",")]

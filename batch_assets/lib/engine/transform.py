@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypedDict, Unpack
 
 import duckdb
 import pyarrow as pa
@@ -122,6 +122,14 @@ def _bounded_arrow_pool() -> None:
         return
     with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc keeps its default
         pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
+class ConnectionOptions(TypedDict, total=False):
+    """ChunkTransform's DuckDB settings, passed through by the session and transform_file (defaults there)."""
+
+    memory_limit: str
+    threads: int
+    temp_dir: Path | None
 
 
 class ChunkTransform:
@@ -254,18 +262,22 @@ def check_spec_sql(spec: VendorSpec) -> str | None:
     keys = {m.secret_env: b"spec-check" for m in spec.masking.values() if m.method == "hash"}
     if (error := _compile_error(spec, keys)) is None:
         return None
-    # Find the culprit: the spec without rules, then with one rule more at a time.
-    for i in range(len(spec.business_rules)):
-        partial = spec.model_copy(update={"business_rules": spec.business_rules[:i]})
-        if (exc := _compile_error(partial, keys)) is not None:
-            if i == 0:
-                return f"the spec does not compile to SQL: {exc}"
-            rule = spec.business_rules[i - 1]
-            return f"business_rules: field '{rule.field}': expression {rule.expression!r} is invalid: {exc}"
-    if not spec.business_rules:
-        return f"the spec does not compile to SQL: {error}"
-    rule = spec.business_rules[-1]
-    return f"business_rules: field '{rule.field}': expression {rule.expression!r} is invalid: {error}"
+    i, exc = _first_failing_rules(spec, keys, error)
+    if i == 0:
+        return f"the spec does not compile to SQL: {exc}"
+    rule = spec.business_rules[i - 1]
+    return f"business_rules: field '{rule.field}': expression {rule.expression!r} is invalid: {exc}"
+
+
+def _first_failing_rules(spec: VendorSpec, keys: Mapping[str, bytes], error: duckdb.Error) -> tuple[int, duckdb.Error]:
+    """How many business rules the first failing prefix of the spec has (0: none, the spec itself
+    fails), and its error: the spec without rules, then one rule more at a time. When every shorter
+    prefix compiles, the whole spec's ``error`` belongs to its last rule."""
+    rules = spec.business_rules
+    for i in range(len(rules)):
+        if (exc := _compile_error(spec.model_copy(update={"business_rules": rules[:i]}), keys)) is not None:
+            return i, exc
+    return len(rules), error
 
 
 @dataclass
@@ -320,17 +332,9 @@ class TransformSession:
     alone, and a file that fails leaves nothing behind that the next file could see.
     """
 
-    def __init__(
-        self,
-        spec: VendorSpec,
-        keys: Mapping[str, bytes],
-        *,
-        memory_limit: str = "256MB",
-        threads: int = 2,
-        temp_dir: Path | None = None,
-    ):
+    def __init__(self, spec: VendorSpec, keys: Mapping[str, bytes], **connection: Unpack[ConnectionOptions]):
         self.spec = spec
-        self._transform = ChunkTransform(spec, keys, memory_limit=memory_limit, threads=threads, temp_dir=temp_dir)
+        self._transform = ChunkTransform(spec, keys, **connection)
 
     def transform_batches(
         self,
@@ -439,13 +443,11 @@ def transform_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Callable[[Progress], None] | None = None,
     progress_every: float = 5.0,
-    memory_limit: str = "256MB",
-    threads: int = 2,
-    temp_dir: Path | None = None,
     limits: ReadLimits | None = None,
+    **connection: Unpack[ConnectionOptions],
 ) -> FileResult:
     """One file through a session of its own (see TransformSession.transform_file)."""
-    with TransformSession(spec, keys, memory_limit=memory_limit, threads=threads, temp_dir=temp_dir) as session:
+    with TransformSession(spec, keys, **connection) as session:
         return session.transform_file(
             source_path,
             staged_path,

@@ -250,8 +250,9 @@ class CsvWriter:
         self._fmt = fmt
         self._sink = sink
         self._names = schema.names
-        self._special = char_class({fmt.delimiter, fmt.quote, "\r", "\n"})
-        self._special_bytes = [c.encode() for c in {fmt.delimiter, fmt.quote, "\r", "\n"}]
+        special = {fmt.delimiter, fmt.quote, "\r", "\n"}
+        self._special = char_class(special)
+        self._special_bytes = [c.encode() for c in special]
         if fmt.encoding == "utf-8-sig":
             sink.write(UTF8_BOM)
         if fmt.header:
