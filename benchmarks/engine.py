@@ -45,22 +45,23 @@ def load_spec():
 
 def run_engine(spec, jobs: list[tuple[Path, Path]], options: dict) -> Iterator:
     """The product's two steps over the list of files, as a vendor day runs them: every file staged
-    through one TransformSession (staged Parquet + rejects, as stage_vendor_day does), then, the
-    session closed, each outbound file written from its staged records as the outbound asset writes
-    it. Yields each file's counts once its outbound file is written."""
-    from batch_assets.lib.engine import DEFAULT_CHUNK_SIZE, TransformSession
+    through one TransformSession's transform_files (staged Parquet + rejects, as stage_vendor_day
+    does), then, the session closed, each outbound file written from its staged records as the
+    outbound asset writes it. Yields each file's counts once its outbound file is written."""
+    from batch_assets.lib.engine import DEFAULT_CHUNK_SIZE, FileJob, TransformSession
     from batch_assets.lib.engine.vendor_day import _write_outbound  # the outbound asset's writer
     from benchmarks.baselines.common import OUTBOUND, REJECTS, Counts
 
     chunk_size = options.get("chunk_size", DEFAULT_CHUNK_SIZE)
     session_options = {k: v for k, v in options.items() if k != "chunk_size"}
+    file_jobs = [FileJob(source, out_dir / "staged.parquet", out_dir / REJECTS) for source, out_dir in jobs]
     with TransformSession(spec, {"BATCH_ASSETS_HASH_KEY": KEY}, **session_options) as session:
-        results = [
-            session.transform_file(source, out_dir / "staged.parquet", out_dir / REJECTS, chunk_size=chunk_size)
-            for source, out_dir in jobs
-        ]
-    for (_, out_dir), result in zip(jobs, results, strict=True):
-        _write_outbound(spec, [out_dir / "staged.parquet"], out_dir / OUTBOUND, chunk_size)
+        results = dict(session.transform_files(file_jobs, chunk_size=chunk_size))
+    for job in file_jobs:
+        result = results[job]
+        if isinstance(result, Exception):
+            raise result
+        _write_outbound(spec, [job.staged], job.staged.parent / OUTBOUND, chunk_size)
         yield Counts(result.rows_in, result.rows_out, result.rows_rejected, result.rejects_by_rule)
 
 

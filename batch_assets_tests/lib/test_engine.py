@@ -27,6 +27,8 @@ import yaml
 
 from batch_assets.lib.demo_data import file_name_for, write_vendor_file
 from batch_assets.lib.engine import (
+    ChunkTransform,
+    FileJob,
     FileResult,
     MaskingKeyError,
     Progress,
@@ -328,6 +330,90 @@ def test_a_file_that_fails_in_a_session_leaves_nothing_for_the_next_file(tmp_pat
 
     assert accepted == [{"id": "A", "qty": "1", "n": 1}]
     assert [orjson.loads(line)["_reject_rule"] for line in rejects.splitlines()] == ["unique:id"]
+
+
+def files_outputs(session: TransformSession, sources: list[Path], chunk_size: int) -> list[Any]:
+    """Each file's (accepted, rejects bytes) from one transform_files, or its error."""
+    jobs = []
+    for source in sources:
+        work = Path(tempfile.mkdtemp(dir=source.parent))
+        jobs.append(FileJob(source, work / "staged.parquet", work / "rejects.jsonl"))
+    outcomes = dict(session.transform_files(jobs, chunk_size=chunk_size))
+    assert list(outcomes) == jobs  # one outcome per file
+    return [
+        outcomes[job]
+        if isinstance(outcomes[job], Exception)
+        else (pq.read_table(job.staged).to_pylist(), job.rejects.read_bytes())
+        for job in jobs
+    ]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_small_files_that_share_a_query_get_the_outputs_each_gets_alone(
+    tmp_path: Path, threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files of one chunk or less run several to a query; their record numbers, duplicates and
+    masked values must stay each file's own, byte for byte as alone, a value repeated in another
+    file of the same query included. A larger file in between streams on its own."""
+    spec = make_spec(
+        {"name": "id", "unique": True},
+        {"name": "qty", "type": "integer"},
+        {"name": "ref"},
+        masking={"ref": {"method": "hash"}},
+    )
+    rows = [{**row, "ref": f"r{i}"} for i, row in enumerate(UNIQUE_ROWS)]
+    big = [{"id": f"X{i % 30}", "qty": str(i), "ref": "big"} for i in range(70)]  # > chunk_size: streamed
+    sources = [
+        write_rows(tmp_path, "a.jsonl", rows),
+        write_rows(tmp_path, "b.jsonl", [{"id": "A", "qty": "2"}, {"id": "C", "qty": "2"}, {"id": "A", "qty": "3"}]),
+        write_rows(tmp_path, "empty.jsonl", []),
+        write_rows(tmp_path, "c.jsonl", rows[::-1]),
+        write_rows(tmp_path, "big.jsonl", big),
+        write_rows(tmp_path, "d.jsonl", rows[3:]),
+        write_rows(tmp_path, "e.jsonl", rows[:4]),
+    ]
+    queried: list[int] = []
+    apply_files = ChunkTransform.apply_files
+
+    def counting(self: ChunkTransform, batches: list) -> list:
+        queried.append(len(batches))
+        return apply_files(self, batches)
+
+    monkeypatch.setattr(ChunkTransform, "apply_files", counting)
+    with TransformSession(spec, {HASH_ENV: KEY}, threads=threads) as session:
+        together = files_outputs(session, sources, chunk_size=30)
+    alone = []
+    for source in sources:
+        outcome = run_file(tmp_path, spec, source, chunk_size=30)
+        alone.append((outcome.accepted, outcome.rejects_bytes))
+
+    assert queried == [4, 2]  # a, b, empty, c (23 records); big alone, streamed; d, e
+    assert together == alone
+    assert [r["id"] for r in together[1][0]] == ["A", "C"]  # A and C were accepted in a.jsonl too
+    assert len(together[4][0]) == 30
+
+
+def test_a_business_rule_failing_on_one_file_of_a_shared_query_fails_that_file_alone(tmp_path: Path) -> None:
+    """The shared query fails as a whole; each of its files then runs alone, so the error goes to
+    the file whose data breaks the rule, and the others get their outputs as if nothing happened."""
+    spec = make_spec(
+        {"name": "id", "unique": True},
+        {"name": "qty"},
+        business_rules=[{"field": "n", "expression": "CAST(qty AS INTEGER)"}],
+    )
+    sources = [
+        write_rows(tmp_path, "good1.jsonl", [{"id": "A", "qty": "1"}, {"id": "A", "qty": "2"}]),
+        write_rows(tmp_path, "broken.jsonl", [{"id": "A", "qty": "1"}, {"id": "B", "qty": "x"}]),
+        write_rows(tmp_path, "good2.jsonl", [{"id": "B", "qty": "3"}]),
+    ]
+
+    with TransformSession(spec, {HASH_ENV: KEY}) as session:
+        good1, broken, good2 = files_outputs(session, sources, chunk_size=100)
+
+    assert isinstance(broken, duckdb.ConversionException)
+    assert good1[0] == [{"id": "A", "qty": "1", "n": 1}]
+    assert [orjson.loads(line)["_reject_rule"] for line in good1[1].splitlines()] == ["unique:id"]
+    assert good2 == ([{"id": "B", "qty": "3", "n": 3}], b"")
 
 
 # --- parse errors -------------------------------------------------------------------------------

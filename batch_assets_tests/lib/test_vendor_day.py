@@ -11,7 +11,7 @@ import pytest
 
 import batch_assets.lib.formats as formats
 from batch_assets.lib.demo_data import GeneratedFile, file_name_for, write_vendor_file
-from batch_assets.lib.engine import check_spec_sql, dead_letters, layout
+from batch_assets.lib.engine import ChunkTransform, check_spec_sql, dead_letters, layout
 from batch_assets.lib.engine.vendor_day import EngineOptions, StageError, deliver_vendor_day, stage_vendor_day
 from batch_assets.lib.specs import VendorSpec
 from batch_assets.lib.storage import FileStore, LocalFolderStore, S3Store
@@ -395,6 +395,58 @@ def test_a_business_rule_failing_on_some_rows_quarantines_the_file_and_publishes
     [letter] = dead_letters.list_dead_letters(local_store)
     assert letter.inbound_key == key and "ConversionException" in letter.error
     assert list(private_tempdir.iterdir()) == []
+
+
+def test_small_files_share_queries_and_a_rule_failing_in_one_quarantines_that_file_alone(
+    store: FileStore,
+    demo_specs: dict[str, VendorSpec],
+    generate: Generate,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Files smaller than a chunk are transformed several to a query. When a business rule breaks on
+    one record of one of them, that file alone is quarantined; the files it shared a query with are
+    published byte for byte as in a clean run."""
+    spec = demo_specs["acme_retail"]
+    made = [drop_generated(store, spec, generate, n, records=30) for n in range(1, 5)]
+    keys = [f"{layout.day_prefix(layout.INBOUND, spec.vendor_id, DAY)}{m.file_name}" for m in made]
+    stage_vendor_day(store, spec, DAY, keys=KEYS, options=OPTIONS)
+    clean = outputs(store, spec.vendor_id)
+    third_staged = [k for k in clean if k.startswith(f"{layout.STAGED}/") and made[2].file_name in k][0]
+    local = tmp_path / "third.parquet"
+    store.download(third_staged, local)
+    victim = pq.read_table(local).column("order_id")[3].as_py()  # an accepted record of the third file
+    fragile = spec.model_copy(
+        update={
+            "business_rules": [
+                *spec.business_rules,
+                # the same SKUs, except that the victim's SKU is cast to a number, and it is none
+                spec.business_rules[1].model_copy(
+                    update={
+                        "expression": f"CASE WHEN order_id = '{victim}' THEN CAST(CAST(sku AS INTEGER) AS VARCHAR) "
+                        "ELSE sku END"
+                    }
+                ),
+            ]
+        }
+    )
+    queried: list[int] = []
+    apply_files = ChunkTransform.apply_files
+
+    def counting(self: ChunkTransform, batches: list) -> list:
+        queried.append(len(batches))
+        return apply_files(self, batches)
+
+    monkeypatch.setattr(ChunkTransform, "apply_files", counting)
+    stage = stage_vendor_day(store, fragile, DAY, keys=KEYS, options=OPTIONS)
+
+    assert queried[:2] == [2, 2]  # 4 files of 30 records, 64 to a chunk: two shared queries
+    assert list(stage.failed) == [keys[2]] and "ConversionException" in stage.failed[keys[2]]
+    assert [f.source_key for f in stage.files] == [keys[0], keys[1], keys[3]]
+    after = outputs(store, spec.vendor_id)
+    assert after == {k: v for k, v in clean.items() if made[2].file_name not in k}
+    [letter] = dead_letters.list_dead_letters(store)
+    assert letter.inbound_key == keys[2]
 
 
 class FailingPublishStore(LocalFolderStore):

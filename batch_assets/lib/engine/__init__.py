@@ -1,7 +1,9 @@
 from batch_assets.lib.engine.transform import (
     DEFAULT_CHUNK_SIZE,
     DEMO_HASH_KEY,
+    FILE_ERRORS,
     ChunkTransform,
+    FileJob,
     FileResult,
     MaskingKeyError,
     Progress,
@@ -16,6 +18,8 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEMO_HASH_KEY",
     "ChunkTransform",
+    "FILE_ERRORS",
+    "FileJob",
     "FileResult",
     "MaskingKeyError",
     "Progress",

@@ -3,7 +3,9 @@
 Everything a vendor spec says becomes SQL here; values from the spec (patterns, bounds,
 allowed lists, keys) travel as named parameters, only identifiers are spliced in, quoted.
 The chunk arrives as the view ``chunk`` with the reader's columns: ``_record_no``,
-``_line_no``, ``_parse_error`` and one string column per source field.
+``_line_no``, ``_parse_error`` and one string column per source field, plus ``_file_no`` and
+``_row_id``: a chunk may hold several whole files, each with its own record numbers and its
+own unique values (transform.ChunkTransform.apply_files).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ REASON = "_reject_reason"
 RECORD_NO = "_record_no"
 LINE_NO = "_line_no"
 PARSE_ERROR = "_parse_error"
+FILE_NO = "_file_no"  # which file of the chunk a record comes from
+ROW_ID = "_row_id"  # (file number << 40) + record number: a record's place in the whole chunk
 
 
 def prior_table(seen_table: str) -> str:
@@ -196,7 +200,7 @@ def build_chunk_query(spec: VendorSpec, keys: dict[str, bytes], seen_tables: dic
     p = Params()
     fields = spec.schema_
     src_cols = ", ".join(f"{ident(f.source_name)} AS {ident(f.name)}" for f in fields)
-    ctes = [f"src AS (SELECT {RECORD_NO}, {LINE_NO}, {PARSE_ERROR}, {src_cols} FROM chunk)"]
+    ctes = [f"src AS (SELECT {FILE_NO}, {ROW_ID}, {RECORD_NO}, {LINE_NO}, {PARSE_ERROR}, {src_cols} FROM chunk)"]
 
     # Each field is cast once; its checks and its output read the cast value.
     typed = {f.name: ident(TYPED_PREFIX + f.name) if f.type != FieldType.STRING else ident(f.name) for f in fields}
@@ -227,21 +231,22 @@ def build_chunk_query(spec: VendorSpec, keys: dict[str, bytes], seen_tables: dic
     )
     prev = "chk"
     # Unique: the first record with a value that passes the field rules wins (even if its output
-    # width rejects it later); later ones, in this chunk or an earlier one, are rejected. A hash
-    # aggregate finds the values repeated in the chunk: no window, no sort, the rows keep their order.
+    # width rejects it later); later ones, in this chunk or an earlier one, are rejected. Values are
+    # compared within a file only. A hash aggregate finds the values repeated in the chunk: no
+    # window, no sort, the rows keep their order.
     unique = [f for f in fields if f.unique]
     for i, f in enumerate(unique):
         col = ident(f.name)
         ctes.append(
-            f"first{i} AS (SELECT {col} AS v, min({RECORD_NO}) AS first_no FROM {prev} "
-            f"WHERE {RULE} IS NULL AND {_present(col)} GROUP BY {col} HAVING count(*) > 1)"
+            f"first{i} AS (SELECT {FILE_NO} AS f, {col} AS v, min({ROW_ID}) AS first_row FROM {prev} "
+            f"WHERE {RULE} IS NULL AND {_present(col)} GROUP BY {FILE_NO}, {col} HAVING count(*) > 1)"
         )
         ctes.append(
-            f"later{i} AS (SELECT c.{RECORD_NO} FROM {prev} c JOIN first{i} d ON c.{col} = d.v "
-            f"WHERE c.{RULE} IS NULL AND c.{RECORD_NO} > d.first_no)"
+            f"later{i} AS (SELECT c.{ROW_ID} FROM {prev} c JOIN first{i} d ON c.{FILE_NO} = d.f AND c.{col} = d.v "
+            f"WHERE c.{RULE} IS NULL AND c.{ROW_ID} > d.first_row)"
         )
         dup = (
-            f"{RULE} IS NULL AND {_present(col)} AND ({RECORD_NO} IN (SELECT {RECORD_NO} FROM later{i}) "
+            f"{RULE} IS NULL AND {_present(col)} AND ({ROW_ID} IN (SELECT {ROW_ID} FROM later{i}) "
             f"OR {col} IN (SELECT v FROM {ident(prior_table(seen_tables[f.name]))}))"
         )
         ctes.append(
@@ -266,7 +271,7 @@ def build_chunk_query(spec: VendorSpec, keys: dict[str, bytes], seen_tables: dic
         for target, source in ([(m.output_name, m.source) for m in spec.mappings] or [(f.name, f.name) for f in fields])
     ]
     ctes.append(
-        f"mapped AS (SELECT {RECORD_NO}, {LINE_NO}, {RULE}, {REASON}, {', '.join(raw_cols)}, "
+        f"mapped AS (SELECT {ROW_ID}, {RECORD_NO}, {LINE_NO}, {RULE}, {REASON}, {', '.join(raw_cols)}, "
         f"{', '.join(mapped_cols)} FROM {prev})"
     )
     prev = "mapped"
@@ -337,6 +342,6 @@ def build_chunk_query(spec: VendorSpec, keys: dict[str, bytes], seen_tables: dic
     ctes.append(f"raw_kept AS (SELECT * REPLACE ({', '.join(raw_kept)}) FROM {prev})")
     prev = "raw_kept"
     # No ORDER BY: with one thread the plan keeps the chunk's order; transform.record_order checks it
-    # and repairs it (the joins of the unique check may reorder rows when DuckDB runs several threads).
+    # and repairs it (DuckDB may reorder rows when it scans a chunk of several files on several threads).
     sql = "WITH " + ",\n".join(ctes) + f"\nSELECT * FROM {prev}"
     return ChunkQuery(sql=sql, params=p.values, raw_fields=[f.name for f in fields], output_fields=spec.output_fields)

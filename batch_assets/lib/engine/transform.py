@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import queue
 import threading
@@ -16,26 +17,29 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TypedDict, Unpack
+from typing import BinaryIO, TypedDict, TypeVar, Unpack
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from batch_assets.lib.engine.sql import (
+    FILE_NO,
     KEY_PREFIX,
     LINE_NO,
     PARSE_ERROR,
     RAW_PREFIX,
     REASON,
     RECORD_NO,
+    ROW_ID,
     RULE,
     build_chunk_query,
     ident,
     prior_table,
 )
-from batch_assets.lib.formats.common import ReadLimits
+from batch_assets.lib.formats.common import FormatError, ReadLimits
 from batch_assets.lib.specs.model import JsonLinesFormat, VendorSpec
 
 # 50K records: at 100K the 5M-record benchmark file peaked at ~560 MB RSS (DuckDB's and Arrow's allocators
@@ -90,25 +94,40 @@ def rejects_schema(spec: VendorSpec) -> pa.Schema:
     return pa.schema(base + [pa.field(f.name, pa.string()) for f in spec.schema_])
 
 
-def record_order(numbers: pa.ChunkedArray) -> pa.Array | None:
+def record_order(row_ids: pa.ChunkedArray) -> pa.Array | None:
     """Indices that put a chunk's rows in file order, or None when they are in order already.
 
     The chunk query has no ORDER BY (sorting every chunk in DuckDB cost a tenth of the transform):
-    with one thread its plan keeps the chunk's order; with more, the unique check's joins may not.
-    Outbound files keep the inbound order, so the order is checked here, and repaired when needed.
+    with one thread its plan keeps the chunk's order; with more, its scan and the unique check's
+    joins may not. Outbound files keep the inbound order, so the order is checked here, and
+    repaired when needed.
     """
-    if numbers.null_count == 0:
-        values = numbers.to_numpy()
+    if row_ids.null_count == 0:
+        values = row_ids.to_numpy()
         if len(values) < 2 or bool((values[1:] > values[:-1]).all()):
             return None
-    return pc.array_sort_indices(numbers, null_placement="at_end")
+    return pc.array_sort_indices(row_ids, null_placement="at_end")
 
 
 def _rows(table: pa.Table, keep: pa.ChunkedArray, order: pa.Array | None) -> pa.Table:
-    """The rows of ``table`` where ``keep`` holds, in file order; only ``table``'s columns are copied."""
+    """The rows of ``table`` where ``keep`` holds, in file order; only ``table``'s columns are copied.
+
+    With ``order``, the rows are those indices of ``table``, in that order."""
     if order is None:
         return table if pc.all(keep).as_py() is not False else table.filter(keep)
     return table.take(pc.filter(order, pc.take(keep, order)))
+
+
+def _with_row_ids(batch: pa.RecordBatch, file_no: int) -> pa.RecordBatch:
+    """A reader batch with the columns that tell its records from another file's in the same chunk."""
+    rows = batch.num_rows
+    record_no = batch.column(RECORD_NO)
+    row_id = pc.add(record_no, pa.scalar(file_no << FILE_SHIFT, pa.int64())) if file_no else record_no
+    return batch.append_column(FILE_NO, pa.array(np.full(rows, file_no, dtype=np.int32))).append_column(ROW_ID, row_id)
+
+
+# Record numbers of one file stay below 2**40: the file number goes above them in a row id.
+FILE_SHIFT = 40
 
 
 @functools.cache
@@ -186,9 +205,10 @@ class ChunkTransform:
         self._unwritten = {}
 
     def apply(self, batch: pa.RecordBatch) -> tuple[pa.Table, pa.Table]:
-        """Split one reader batch into (accepted output records, rejected records with reasons)."""
+        """Split one reader batch of the current file into (accepted output records, rejected records
+        with reasons)."""
         self._remember()
-        self.con.register("chunk", batch)
+        self.con.register("chunk", _with_row_ids(batch, 0))
         try:
             # Probing the chunk's values into the growing seen-table keeps each chunk's cost
             # linear; an IN over the whole seen-table would rebuild its hash table every chunk.
@@ -203,23 +223,59 @@ class ChunkTransform:
             result = self.con.sql(self.statement, params=self.query.params).to_arrow_table()
         finally:
             self.con.unregister("chunk")
-        order = record_order(result.column(RECORD_NO))
+        ((output, rejects, self._unwritten),) = self._split(result, 1, remember=True)
+        return output, rejects
+
+    def apply_files(self, batches: list[pa.RecordBatch]) -> list[tuple[pa.Table, pa.Table]]:
+        """Several whole files, each one reader batch, in one query: (accepted, rejected) per file.
+
+        Each file's unique values are its own, as if it were alone. One query for many small files
+        pays DuckDB's planning once, and lets it scan them on all its threads.
+        """
+        self.reset()
+        schema = reader_schema(self.spec)
+        chunk = pa.Table.from_batches([_with_row_ids(b.cast(schema), i) for i, b in enumerate(batches)])
+        self.con.register("chunk", chunk)
+        try:
+            result = self.con.sql(self.statement, params=self.query.params).to_arrow_table()
+        finally:
+            self.con.unregister("chunk")
+        return [(output, rejects) for output, rejects, _ in self._split(result, len(batches), remember=False)]
+
+    def _split(
+        self, result: pa.Table, files: int, *, remember: bool
+    ) -> list[tuple[pa.Table, pa.Table, dict[str, pa.Table]]]:
+        """The query's rows, per file and in file order: accepted records, rejects, and (when
+        ``remember``) the unique values that later chunks of the file must not repeat."""
+        row_ids = result.column(ROW_ID)
+        order = record_order(row_ids)
+        ordered_ids = row_ids if order is None else row_ids.take(order)
+        bounds = np.searchsorted(ordered_ids.to_numpy(), np.arange(files + 1, dtype=np.int64) << FILE_SHIFT)
         accepted = pc.is_null(result.column(RULE))
-        # Each output copies only its own columns out of the wide result.
-        output = _rows(result.select(self.query.output_fields), accepted, order)
-        rejects = _rows(
-            result.select([RECORD_NO, LINE_NO, RULE, REASON] + [RAW_PREFIX + n for n in self.query.raw_fields]),
-            pc.invert(accepted),
-            order,
-        ).rename_columns([RECORD_NO, LINE_NO, RULE, REASON, *self.query.raw_fields])
         # A record rejected only for its output (width or characters) passed the unique check and
         # blocks its duplicates later in its chunk; remember it too, so later chunks decide the same way.
-        passed_unique = pc.or_kleene(accepted, pc.starts_with(result.column(RULE), "output_"))
-        self._unwritten = {
-            name: _rows(result.select([KEY_PREFIX + name]), passed_unique, order).rename_columns(["v"])
-            for name in self.seen_tables
-        }
-        return output, rejects
+        passed_unique = pc.or_kleene(accepted, pc.starts_with(result.column(RULE), "output_")) if remember else None
+        reject_cols = [RECORD_NO, LINE_NO, RULE, REASON] + [RAW_PREFIX + n for n in self.query.raw_fields]
+        parts = []
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+
+            def rows(columns: list[str], keep: pa.ChunkedArray, lo: int = lo, hi: int = hi) -> pa.Table:
+                # Each output copies only its own columns out of the wide result.
+                if order is None:
+                    return _rows(result.select(columns).slice(lo, hi - lo), keep.slice(lo, hi - lo), None)
+                return _rows(result.select(columns), keep, order.slice(lo, hi - lo))
+
+            output = rows(self.query.output_fields, accepted)
+            rejects = rows(reject_cols, pc.invert(accepted)).rename_columns(
+                [RECORD_NO, LINE_NO, RULE, REASON, *self.query.raw_fields]
+            )
+            unique_values = (
+                {name: rows([KEY_PREFIX + name], passed_unique).rename_columns(["v"]) for name in self.seen_tables}
+                if remember
+                else {}
+            )
+            parts.append((output, rejects, unique_values))
+        return parts
 
     def output_schema(self) -> pa.Schema:
         output, _ = self.apply(pa.RecordBatch.from_pylist([], schema=reader_schema(self.spec)))
@@ -323,6 +379,27 @@ def _staged_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
     return pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=False)
 
 
+# Errors that belong to the file (unreadable, or data a business rule cannot take): retrying
+# cannot help, the file is quarantined and the others go on.
+FILE_ERRORS = (FormatError, duckdb.DataError, duckdb.InvalidInputException)
+
+# At most this many files share one query: each holds its outputs open until the query has run.
+MAX_FILES_PER_QUERY = 64
+
+
+@dataclass(eq=False)  # a job is itself, whatever its paths: callers key their results by it
+class FileJob:
+    """A file for TransformSession.transform_files: the local inbound file, and where its staged
+    records and its rejects are to be written."""
+
+    source: Path
+    staged: Path
+    rejects: Path
+
+
+Job = TypeVar("Job", bound=FileJob)
+
+
 class TransformSession:
     """The transform of many files of one spec (a vendor's day): one DuckDB connection, one built
     query, the unique values forgotten between files.
@@ -336,32 +413,114 @@ class TransformSession:
         self.spec = spec
         self._transform = ChunkTransform(spec, keys, **connection)
 
-    def transform_batches(
+    def transform_files(
         self,
-        batches: Iterable[pa.RecordBatch],
+        jobs: Iterable[Job],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        progress: Callable[[Job, Progress], None] | None = None,
+        progress_every: float = 5.0,
+        limits: ReadLimits | None = None,
+    ) -> Iterator[tuple[Job, FileResult | Exception]]:
+        """Transform each job's file; yield it with its result, or with the error that is the file's
+        own (one of FILE_ERRORS: its outputs are then incomplete, and for the caller to discard).
+        Any other error is raised.
+
+        Files that fit in one chunk are read whole and transformed together, up to ``chunk_size``
+        records per query: a 10K-record file cost ~50 ms of query alone, most of it DuckDB planning
+        and one thread scanning (docs/performance.md). Their outputs are exactly those each file
+        gets alone. A larger file streams chunk by chunk, alone, reporting ``progress``.
+        """
+        group: list[tuple[Job, pa.RecordBatch, float]] = []
+        for job in jobs:
+            started = time.monotonic()
+            with contextlib.ExitStack() as reading:
+                try:
+                    source, batches = reading.enter_context(self._reading(job.source, chunk_size, limits))
+                    whole, batches = _whole_file(batches, chunk_size, reader_schema(self.spec))
+                except FILE_ERRORS as exc:
+                    yield job, exc
+                    continue
+                if whole is None:  # a larger file: the files read so far go first, then it alone
+                    yield from self._transform_group(group)
+                    group = []
+                    report = None if progress is None else functools.partial(progress, job)
+                    try:
+                        result = self._stream(batches, source, job, report, progress_every)
+                    except FILE_ERRORS as exc:
+                        result = exc
+                    yield job, result
+                    continue
+            if group and (
+                sum(b.num_rows for _, b, _ in group) + whole.num_rows > chunk_size or len(group) >= MAX_FILES_PER_QUERY
+            ):
+                yield from self._transform_group(group)
+                group = []
+            group.append((job, whole, time.monotonic() - started))
+        yield from self._transform_group(group)
+
+    @contextlib.contextmanager
+    def _reading(
+        self, path: Path, chunk_size: int, limits: ReadLimits | None
+    ) -> Iterator[tuple[BinaryIO, Iterator[pa.RecordBatch]]]:
+        """The open file and its batches, read a chunk ahead on a thread."""
+        from batch_assets.lib.formats import read_batches
+
+        fields = [f.source_name for f in self.spec.schema_]
+        with open(path, "rb") as source:
+            batches = read_ahead(read_batches(self.spec.input, source, fields, chunk_size, limits))
+            try:
+                yield source, batches
+            finally:
+                batches.close()  # stops the reader before the file closes
+
+    def _transform_group(
+        self, group: list[tuple[Job, pa.RecordBatch, float]]
+    ) -> Iterator[tuple[Job, FileResult | Exception]]:
+        """Whole files in one query; if a business rule fails on one of them, each again alone, so
+        that only the failing file gets the error."""
+        if not group:
+            return
+        started = time.monotonic()
+        try:
+            pieces = self._transform.apply_files([batch for _, batch, _ in group])
+        except FILE_ERRORS as exc:
+            if len(group) == 1:
+                yield group[0][0], exc
+            else:
+                for member in group:
+                    yield from self._transform_group([member])
+            return
+        rows = sum(batch.num_rows for _, batch, _ in group) or 1
+        query_seconds = time.monotonic() - started
+        for (job, batch, read_seconds), (output, rejects) in zip(group, pieces, strict=True):
+            result = self._write_outputs([(batch.num_rows, output, rejects)], job.staged, job.rejects)
+            result.bytes_in = job.source.stat().st_size
+            result.seconds = read_seconds + query_seconds * batch.num_rows / rows
+            yield job, result
+
+    def _write_outputs(
+        self,
+        pieces: Iterable[tuple[int, pa.Table, pa.Table]],
         staged_path: Path,
         rejects_path: Path,
-        *,
         on_chunk: Callable[[int], None] | None = None,
     ) -> FileResult:
-        """Stream one file's batches into a staged Parquet file and a JSON-lines rejects file."""
+        """One file's staged Parquet and JSON-lines rejects, from (records read, accepted, rejected) per chunk."""
         from batch_assets.lib.formats import open_writer
 
-        transform = self._transform
-        transform.reset()
         result = FileResult()
         with open(rejects_path, "wb") as rejects_sink:
             rejects_writer = open_writer(JsonLinesFormat(kind="jsonl"), rejects_sink, rejects_schema(self.spec))
             staged: pq.ParquetWriter | None = None
             try:
-                for batch in batches:
-                    output, rejects = transform.apply(batch)
+                for rows_in, output, rejects in pieces:
                     if staged is None:
                         # The query's types are the same for every chunk, so the first chunk's schema
                         # opens the file: no extra query on an empty chunk (~30 ms a file).
                         schema = output.schema
                         staged = _staged_writer(staged_path, schema)
-                    result.rows_in += batch.num_rows
+                    result.rows_in += rows_in
                     result.rows_out += output.num_rows
                     result.rows_rejected += rejects.num_rows
                     if output.num_rows:
@@ -375,11 +534,44 @@ class TransformSession:
                     if on_chunk is not None:
                         on_chunk(result.rows_in)
                 if staged is None:  # no records at all: the file still gets its columns
-                    staged = _staged_writer(staged_path, transform.output_schema())
+                    staged = _staged_writer(staged_path, self._transform.output_schema())
             finally:
                 if staged is not None:
                     staged.close()
             rejects_writer.close()
+        return result
+
+    def _stream(
+        self,
+        batches: Iterator[pa.RecordBatch],
+        source: BinaryIO,
+        job: FileJob,
+        progress: Callable[[Progress], None] | None,
+        progress_every: float,
+    ) -> FileResult:
+        """A file chunk by chunk, the unique values carried from chunk to chunk, reporting progress
+        every ``progress_every`` seconds."""
+        started = last_report = time.monotonic()
+        bytes_total = job.source.stat().st_size
+        transform = self._transform
+        transform.reset()
+
+        def pieces() -> Iterator[tuple[int, pa.Table, pa.Table]]:
+            for batch in batches:
+                yield (batch.num_rows, *transform.apply(batch))
+
+        def on_chunk(records: int) -> None:
+            nonlocal last_report
+            now = time.monotonic()
+            if progress is not None and now - last_report >= progress_every:
+                last_report = now
+                progress(Progress(records, _position(source, bytes_total), bytes_total, now - started))
+
+        result = self._write_outputs(pieces(), job.staged, job.rejects, on_chunk)
+        result.bytes_in = bytes_total
+        result.seconds = time.monotonic() - started
+        if progress is not None:
+            progress(Progress(result.rows_in, bytes_total, bytes_total, result.seconds))
         return result
 
     def transform_file(
@@ -397,31 +589,9 @@ class TransformSession:
 
         A file that breaks ``limits`` as a whole raises FormatError (see ReadLimits).
         """
-        from batch_assets.lib.formats import read_batches
-
-        started = time.monotonic()
-        bytes_total = source_path.stat().st_size
-        last_report = started
-        with open(source_path, "rb") as source:
-
-            def on_chunk(records: int) -> None:
-                nonlocal last_report
-                now = time.monotonic()
-                if progress is not None and now - last_report >= progress_every:
-                    last_report = now
-                    progress(Progress(records, _position(source, bytes_total), bytes_total, now - started))
-
-            fields = [f.source_name for f in self.spec.schema_]
-            batches = read_ahead(read_batches(self.spec.input, source, fields, chunk_size, limits))
-            try:
-                result = self.transform_batches(batches, staged_path, rejects_path, on_chunk=on_chunk)
-            finally:
-                batches.close()  # stops the reader before the file closes
-        result.bytes_in = bytes_total
-        result.seconds = time.monotonic() - started
-        if progress is not None:
-            progress(Progress(result.rows_in, bytes_total, bytes_total, result.seconds))
-        return result
+        job = FileJob(source_path, staged_path, rejects_path)
+        with self._reading(source_path, chunk_size, limits) as (source, batches):
+            return self._stream(batches, source, job, progress, progress_every)
 
     def close(self) -> None:
         self._transform.close()
@@ -457,6 +627,22 @@ def transform_file(
             progress_every=progress_every,
             limits=limits,
         )
+
+
+def _whole_file(
+    batches: Iterator[pa.RecordBatch], chunk_size: int, schema: pa.Schema
+) -> tuple[pa.RecordBatch | None, Iterator[pa.RecordBatch]]:
+    """(the file's only batch, nothing left) when the file fits in one chunk; else (None, all its
+    batches, the ones read here first)."""
+    first = next(batches, None)
+    if first is None:
+        return pa.RecordBatch.from_pylist([], schema=schema), iter(())
+    if first.num_rows == chunk_size:  # readers fill every chunk but the last: there may be more
+        return None, itertools.chain([first], batches)
+    second = next(batches, None)
+    if second is None:
+        return first, iter(())
+    return None, itertools.chain([first, second], batches)
 
 
 _DONE = object()

@@ -10,31 +10,28 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pyarrow.parquet as pq
 
 from batch_assets.lib.engine import layout
 from batch_assets.lib.engine.dead_letters import quarantine
 from batch_assets.lib.engine.transform import (
     DEFAULT_CHUNK_SIZE,
+    FileJob,
     FileResult,
     Progress,
     TransformSession,
     iter_parquet_batches,
 )
-from batch_assets.lib.formats import FormatError, ReadLimits, open_writer
+from batch_assets.lib.formats import ReadLimits, open_writer
 from batch_assets.lib.specs.model import VendorSpec
 from batch_assets.lib.storage import FileStore, ObjectInfo
 
 Log = Callable[[str], None]
-
-
-# Errors that belong to the file: retrying cannot help, quarantine it.
-FILE_ERRORS = (FormatError, duckdb.DataError, duckdb.InvalidInputException)
 
 
 class StageError(RuntimeError):
@@ -121,6 +118,25 @@ def _count_lines(path: Path) -> int:
     return count
 
 
+@dataclass(eq=False)
+class _InboundJob(FileJob):
+    """An inbound file in the transform: its key and version, and the publish contexts of its staged
+    and rejects files, open from its download until its outputs are written (a small file waits for
+    the others of its query), then closed to publish them, or with its error to discard them."""
+
+    key: str = ""
+    version: str = ""
+    outputs: ExitStack = field(default_factory=ExitStack)
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+    def discard(self, error: BaseException) -> None:
+        self.outputs.__exit__(type(error), error, error.__traceback__)
+        self.source.unlink(missing_ok=True)
+
+
 def stage_vendor_day(
     store: FileStore,
     spec: VendorSpec,
@@ -137,18 +153,11 @@ def stage_vendor_day(
     files, result.skipped = inbound_files(store, spec, day)
     for key, reason in result.skipped.items():
         log(f"skipped {key}: {reason}")
-    with (
-        tempfile.TemporaryDirectory(prefix=f"stage-{spec.vendor_id}-") as tmp,
-        # One session for the day's files: a connection and a built query per file cost more
-        # than a small file's records.
-        TransformSession(
-            spec, keys, memory_limit=options.memory_limit, threads=options.threads, temp_dir=Path(tmp)
-        ) as session,
-    ):
-        workdir = Path(tmp)
-        for obj in files:
-            name = obj.key.rsplit("/", 1)[-1]
-            local = workdir / "inbound"
+    in_flight: list[_InboundJob] = []
+
+    def jobs(workdir: Path) -> Iterator[_InboundJob]:
+        for i, obj in enumerate(files):
+            local = workdir / f"inbound-{i}"
             try:
                 info = store.download(obj.key, local)
             except FileNotFoundError:
@@ -157,26 +166,55 @@ def stage_vendor_day(
                 result.skipped[obj.key] = "deleted after the day was listed"
                 log(f"skipped {obj.key}: deleted after the day was listed")
                 continue
-            log(f"{name}: {info.size:,} bytes, version {info.version}")
-            try:
-                staged, out = _stage_file(store, session, day, obj.key, info.version, local, options, log)
-            except FILE_ERRORS as exc:
-                # The file's own fault (unreadable, or data a business rule cannot take): nothing
-                # of it is published, it moves to quarantine with its error, the others go on.
-                error = f"{type(exc).__name__}: {exc}"
-                result.failed[obj.key] = error
-                result.quarantined[obj.key] = quarantine(store, obj.key, error, info.version)
-                log(f"{name}: quarantined, nothing published: {error}")
-                continue
-            except Exception as exc:
-                # Not the file's fault (storage down, a bug): stop the day with the file named;
-                # earlier outputs of this file stay as they were, the file stays in inbound.
-                raise StageError(f"{spec.vendor_id}: {obj.key}: {type(exc).__name__}: {exc}") from exc
-            finally:
-                local.unlink(missing_ok=True)
-            result.files.append(staged)
-            if len(result.preview) < 5:
-                result.preview.extend(out.preview[: 5 - len(result.preview)])
+            job = _InboundJob(local, local, local, key=obj.key, version=info.version)
+            in_flight.append(job)
+            log(f"{job.name}: {info.size:,} bytes, version {info.version}")
+            job.staged = job.outputs.enter_context(store.publish(layout.staged_key(spec.vendor_id, day, job.name)))
+            job.rejects = job.outputs.enter_context(store.publish(layout.rejects_key(spec.vendor_id, day, job.name)))
+            yield job
+
+    def report(job: _InboundJob, p: Progress) -> None:
+        log(f"{job.name}: {p.describe()}")
+
+    with (
+        tempfile.TemporaryDirectory(prefix=f"stage-{spec.vendor_id}-") as tmp,
+        # One session for the day's files: a connection and a built query per file cost more
+        # than a small file's records, and the small files share queries.
+        TransformSession(
+            spec, keys, memory_limit=options.memory_limit, threads=options.threads, temp_dir=Path(tmp)
+        ) as session,
+    ):
+        outcomes = session.transform_files(
+            jobs(Path(tmp)),
+            chunk_size=options.chunk_size,
+            progress=report,
+            progress_every=options.progress_every,
+            limits=options.limits,
+        )
+        try:
+            for job, outcome in outcomes:
+                in_flight.remove(job)
+                if isinstance(outcome, Exception):
+                    # The file's own fault (unreadable, or data a business rule cannot take): nothing
+                    # of it is published, it moves to quarantine with its error, the others go on.
+                    job.discard(outcome)
+                    error = f"{type(outcome).__name__}: {outcome}"
+                    result.failed[job.key] = error
+                    result.quarantined[job.key] = quarantine(store, job.key, error, job.version)
+                    log(f"{job.name}: quarantined, nothing published: {error}")
+                    continue
+                result.files.append(_publish(job, outcome))
+                if len(result.preview) < 5:
+                    result.preview.extend(outcome.preview[: 5 - len(result.preview)])
+        except Exception as exc:
+            # Not a file's fault (storage down, a bug): stop the day with the files in hand named;
+            # their earlier outputs stay as they were, the files stay in inbound.
+            names = ", ".join(job.key for job in in_flight) or "no file in hand"
+            raise StageError(f"{spec.vendor_id}: {names}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            outcomes.close()
+            for job in in_flight:
+                job.discard(StageError("the day's staging stopped"))
     good = [o for o in files if o.key not in result.failed and o.key not in result.skipped]
     expected = {layout.staged_key(spec.vendor_id, day, o.key.rsplit("/", 1)[-1]) for o in good}
     expected |= {layout.rejects_key(spec.vendor_id, day, o.key.rsplit("/", 1)[-1]) for o in good}
@@ -190,48 +228,23 @@ def stage_vendor_day(
     return result
 
 
-def _stage_file(
-    store: FileStore,
-    session: TransformSession,
-    day: str,
-    key: str,
-    version: str,
-    local: Path,
-    options: EngineOptions,
-    log: Log,
-) -> tuple[StagedFile, FileResult]:
-    spec = session.spec
-    name = key.rsplit("/", 1)[-1]
-
-    def report(p: Progress) -> None:
-        log(f"{name}: {p.describe()}")
-
-    with (
-        store.publish(layout.staged_key(spec.vendor_id, day, name)) as staged_tmp,
-        store.publish(layout.rejects_key(spec.vendor_id, day, name)) as rejects_tmp,
-    ):
-        out = session.transform_file(
-            local,
-            staged_tmp,
-            rejects_tmp,
-            chunk_size=options.chunk_size,
-            progress=report,
-            progress_every=options.progress_every,
-            limits=options.limits,
-        )
-        # Counted from the files about to be published, not from the engine's own tally.
-        staged = StagedFile(
-            file_name=name,
-            source_key=key,
-            source_version=version,
-            rows_in=out.rows_in,
-            rows_out=pq.ParquetFile(staged_tmp).metadata.num_rows,
-            rows_rejected=_count_lines(rejects_tmp),
-            rejects_by_rule=out.rejects_by_rule,
-            bytes_in=out.bytes_in,
-            seconds=out.seconds,
-        )
-    return staged, out
+def _publish(job: _InboundJob, out: FileResult) -> StagedFile:
+    """Publish a transformed file's staged and rejects files, counted from the files themselves,
+    not from the engine's own tally."""
+    staged = StagedFile(
+        file_name=job.name,
+        source_key=job.key,
+        source_version=job.version,
+        rows_in=out.rows_in,
+        rows_out=pq.ParquetFile(job.staged).metadata.num_rows,
+        rows_rejected=_count_lines(job.rejects),
+        rejects_by_rule=out.rejects_by_rule,
+        bytes_in=out.bytes_in,
+        seconds=out.seconds,
+    )
+    job.outputs.close()
+    job.source.unlink(missing_ok=True)
+    return staged
 
 
 @dataclass
