@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypedDict, TypeVar, Unpack
@@ -432,32 +433,45 @@ class TransformSession:
         gets alone. A larger file streams chunk by chunk, alone, reporting ``progress``.
         """
         group: list[tuple[Job, pa.RecordBatch, float]] = []
-        for job in jobs:
-            started = time.monotonic()
-            with contextlib.ExitStack() as reading:
-                try:
-                    source, batches = reading.enter_context(self._reading(job.source, chunk_size, limits))
-                    whole, batches = _whole_file(batches, chunk_size, reader_schema(self.spec))
-                except FILE_ERRORS as exc:
-                    yield job, exc
-                    continue
-                if whole is None:  # a larger file: the files read so far go first, then it alone
-                    yield from self._transform_group(group)
-                    group = []
-                    report = None if progress is None else functools.partial(progress, job)
+        # A full group's query and writes run on a thread while the next files are read here:
+        # both DuckDB and pyarrow release the GIL, and a small file's reading is a fifth of its time.
+        with ThreadPoolExecutor(1, thread_name_prefix="file-group") as worker:
+            running: Future | None = None
+
+            def finished() -> list[tuple[Job, FileResult | Exception]]:
+                return [] if running is None else running.result()
+
+            for job in jobs:
+                started = time.monotonic()
+                with contextlib.ExitStack() as reading:
                     try:
-                        result = self._stream(batches, source, job, report, progress_every)
+                        source, batches = reading.enter_context(self._reading(job.source, chunk_size, limits))
+                        whole, batches = _whole_file(batches, chunk_size, reader_schema(self.spec))
                     except FILE_ERRORS as exc:
-                        result = exc
-                    yield job, result
-                    continue
-            if group and (
-                sum(b.num_rows for _, b, _ in group) + whole.num_rows > chunk_size or len(group) >= MAX_FILES_PER_QUERY
-            ):
-                yield from self._transform_group(group)
-                group = []
-            group.append((job, whole, time.monotonic() - started))
-        yield from self._transform_group(group)
+                        yield job, exc
+                        continue
+                    if whole is None:  # a larger file: the files read so far go first, then it alone
+                        yield from finished()
+                        running = None
+                        yield from self._transform_group(group)
+                        group = []
+                        report = None if progress is None else functools.partial(progress, job)
+                        try:
+                            result = self._stream(batches, source, job, report, progress_every)
+                        except FILE_ERRORS as exc:
+                            result = exc
+                        yield job, result
+                        continue
+                if group and (
+                    sum(b.num_rows for _, b, _ in group) + whole.num_rows > chunk_size
+                    or len(group) >= MAX_FILES_PER_QUERY
+                ):
+                    yield from finished()
+                    running = worker.submit(lambda group=group: list(self._transform_group(group)))
+                    group = []
+                group.append((job, whole, time.monotonic() - started))
+            yield from finished()
+            yield from self._transform_group(group)
 
     @contextlib.contextmanager
     def _reading(
