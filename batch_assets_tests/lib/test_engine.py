@@ -371,6 +371,7 @@ def test_small_files_that_share_a_query_get_the_outputs_each_gets_alone(
         write_rows(tmp_path, "big.jsonl", big),
         write_rows(tmp_path, "d.jsonl", rows[3:]),
         write_rows(tmp_path, "e.jsonl", rows[:4]),
+        write_rows(tmp_path, "f.jsonl", rows + rows),  # 31 records with d and e: those two run on the worker
     ]
     queried: list[int] = []
     apply_files = ChunkTransform.apply_files
@@ -387,10 +388,11 @@ def test_small_files_that_share_a_query_get_the_outputs_each_gets_alone(
         outcome = run_file(tmp_path, spec, source, chunk_size=30)
         alone.append((outcome.accepted, outcome.rejects_bytes))
 
-    assert queried == [4, 2]  # a, b, empty, c (23 records); big alone, streamed; d, e
+    assert queried == [4, 2, 1]  # a, b, empty, c (23 records); big alone, streamed; d, e; f
     assert together == alone
     assert [r["id"] for r in together[1][0]] == ["A", "C"]  # A and C were accepted in a.jsonl too
     assert len(together[4][0]) == 30
+    assert len(together[7][0]) == 7  # f's second half repeats its first
 
 
 def test_a_business_rule_failing_on_one_file_of_a_shared_query_fails_that_file_alone(tmp_path: Path) -> None:
