@@ -27,7 +27,6 @@ import yaml
 
 from batch_assets.lib.demo_data import file_name_for, write_vendor_file
 from batch_assets.lib.engine import (
-    ChunkTransform,
     FileJob,
     FileResult,
     MaskingKeyError,
@@ -350,7 +349,7 @@ def files_outputs(session: TransformSession, sources: list[Path], chunk_size: in
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_small_files_that_share_a_query_get_the_outputs_each_gets_alone(
-    tmp_path: Path, threads: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, threads: int, shared_queries: list[int]
 ) -> None:
     """Files of one chunk or less run several to a query; their record numbers, duplicates and
     masked values must stay each file's own, byte for byte as alone, a value repeated in another
@@ -373,14 +372,6 @@ def test_small_files_that_share_a_query_get_the_outputs_each_gets_alone(
         write_rows(tmp_path, "e.jsonl", rows[:4]),
         write_rows(tmp_path, "f.jsonl", rows + rows),  # 31 records with d and e: those two run on the worker
     ]
-    queried: list[int] = []
-    apply_files = ChunkTransform.apply_files
-
-    def counting(self: ChunkTransform, batches: list) -> list:
-        queried.append(len(batches))
-        return apply_files(self, batches)
-
-    monkeypatch.setattr(ChunkTransform, "apply_files", counting)
     with TransformSession(spec, {HASH_ENV: KEY}, threads=threads) as session:
         together = files_outputs(session, sources, chunk_size=30)
     alone = []
@@ -388,7 +379,7 @@ def test_small_files_that_share_a_query_get_the_outputs_each_gets_alone(
         outcome = run_file(tmp_path, spec, source, chunk_size=30)
         alone.append((outcome.accepted, outcome.rejects_bytes))
 
-    assert queried == [4, 2, 1]  # a, b, empty, c (23 records); big alone, streamed; d, e; f
+    assert shared_queries == [4, 2, 1]  # a, b, empty, c (23 records); big alone, streamed; d, e; f
     assert together == alone
     assert [r["id"] for r in together[1][0]] == ["A", "C"]  # A and C were accepted in a.jsonl too
     assert len(together[4][0]) == 30

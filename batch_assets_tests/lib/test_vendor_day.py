@@ -11,7 +11,7 @@ import pytest
 
 import batch_assets.lib.formats as formats
 from batch_assets.lib.demo_data import GeneratedFile, file_name_for, write_vendor_file
-from batch_assets.lib.engine import ChunkTransform, check_spec_sql, dead_letters, layout
+from batch_assets.lib.engine import check_spec_sql, dead_letters, layout
 from batch_assets.lib.engine.vendor_day import EngineOptions, StageError, deliver_vendor_day, stage_vendor_day
 from batch_assets.lib.specs import VendorSpec
 from batch_assets.lib.storage import FileStore, LocalFolderStore, S3Store
@@ -402,7 +402,7 @@ def test_small_files_share_queries_and_a_rule_failing_in_one_quarantines_that_fi
     demo_specs: dict[str, VendorSpec],
     generate: Generate,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    shared_queries: list[int],
 ) -> None:
     """Files smaller than a chunk are transformed several to a query. When a business rule breaks on
     one record of one of them, that file alone is quarantined; the files it shared a query with are
@@ -430,17 +430,9 @@ def test_small_files_share_queries_and_a_rule_failing_in_one_quarantines_that_fi
             ]
         }
     )
-    queried: list[int] = []
-    apply_files = ChunkTransform.apply_files
-
-    def counting(self: ChunkTransform, batches: list) -> list:
-        queried.append(len(batches))
-        return apply_files(self, batches)
-
-    monkeypatch.setattr(ChunkTransform, "apply_files", counting)
     stage = stage_vendor_day(store, fragile, DAY, keys=KEYS, options=OPTIONS)
 
-    assert queried[:2] == [2, 2]  # 4 files of 30 records, 64 to a chunk: two shared queries
+    assert shared_queries[:2] == [2, 2]  # 4 files of 30 records, 64 to a chunk: two shared queries
     assert list(stage.failed) == [keys[2]] and "ConversionException" in stage.failed[keys[2]]
     assert [f.source_key for f in stage.files] == [keys[0], keys[1], keys[3]]
     after = outputs(store, spec.vendor_id)

@@ -166,6 +166,7 @@ def stage_vendor_day(
                 result.skipped[obj.key] = "deleted after the day was listed"
                 log(f"skipped {obj.key}: deleted after the day was listed")
                 continue
+            # In flight before its publish contexts open, so that a failure to open them discards it too.
             job = _InboundJob(local, local, local, key=obj.key, version=info.version)
             in_flight.append(job)
             log(f"{job.name}: {info.size:,} bytes, version {info.version}")
