@@ -59,6 +59,7 @@ DAY = "2026-03-02"
 VENDORS = ["acme_retail", "globex_logistics"]
 CHUNK = 25
 RECORDS = scaled(250, 1500)  # per file: ten chunks and more
+SMALL_RECORDS = 12  # per small file: two of them share one query (TransformSession.transform_files)
 KILLS = scaled(7, 60)  # per store
 SEED = int(os.environ.get("BATCH_ASSETS_CRASH_SEED", "20261122"))
 KEYS = {"BATCH_ASSETS_HASH_KEY": HASH_KEY.encode()}
@@ -70,14 +71,15 @@ OUTPUT_AREAS = (layout.STAGED, layout.REJECTS, layout.OUTBOUND, layout.QUARANTIN
 
 @pytest.fixture(scope="module")
 def inbound(tmp_path_factory: pytest.TempPathFactory, demo_specs: dict[str, VendorSpec]) -> dict[str, bytes]:
-    """The day's inbound files, key -> bytes: two files per vendor and a truncated one for quarantine."""
+    """The day's inbound files, key -> bytes: per vendor two files of many chunks and two small ones
+    that share a query, and a truncated one for quarantine."""
     folder = tmp_path_factory.mktemp("crash_inbound")
     files = {}
     for vendor_id in VENDORS:
         spec = demo_specs[vendor_id]
-        for n in (1, 2):
+        for n, records in ((1, RECORDS), (2, RECORDS), (4, SMALL_RECORDS), (5, SMALL_RECORDS)):
             path = folder / file_name_for(spec, DAY, n)
-            write_vendor_file(spec, path, RECORDS, invalid_share=0.1, seed=n)
+            write_vendor_file(spec, path, records, invalid_share=0.1, seed=n)
             files[f"{layout.day_prefix(layout.INBOUND, vendor_id, DAY)}{path.name}"] = path.read_bytes()
     globex = demo_specs["globex_logistics"]
     broken = f"{layout.day_prefix(layout.INBOUND, globex.vendor_id, DAY)}{file_name_for(globex, DAY, 3)}"
