@@ -119,16 +119,23 @@ def _rows(table: pa.Table, keep: pa.ChunkedArray, order: pa.Array | None) -> pa.
     return table.take(pc.filter(order, pc.take(keep, order)))
 
 
+# Record numbers of one file stay below 2**40: the file number goes above them in a row id.
+FILE_SHIFT = 40
+
+
+def _file_rows(table: pa.Table, keep: pa.ChunkedArray, lo: int, hi: int, order: pa.Array | None) -> pa.Table:
+    """The rows ``lo``..``hi`` (in file order) of a chunk's ``table`` where ``keep`` holds: one file's."""
+    if order is None:
+        return _rows(table.slice(lo, hi - lo), keep.slice(lo, hi - lo), None)
+    return _rows(table, keep, order.slice(lo, hi - lo))
+
+
 def _with_row_ids(batch: pa.RecordBatch, file_no: int) -> pa.RecordBatch:
     """A reader batch with the columns that tell its records from another file's in the same chunk."""
     rows = batch.num_rows
     record_no = batch.column(RECORD_NO)
     row_id = pc.add(record_no, pa.scalar(file_no << FILE_SHIFT, pa.int64())) if file_no else record_no
     return batch.append_column(FILE_NO, pa.array(np.full(rows, file_no, dtype=np.int32))).append_column(ROW_ID, row_id)
-
-
-# Record numbers of one file stay below 2**40: the file number goes above them in a row id.
-FILE_SHIFT = 40
 
 
 @functools.cache
@@ -170,6 +177,7 @@ class ChunkTransform:
             config["temp_directory"] = str(temp_dir)
         _bounded_arrow_pool()
         self.spec = spec
+        self.input_schema = reader_schema(spec)
         # A cursor of an open database (its own temp tables) is free; a new database costs ~20 ms.
         self.con = database.cursor() if database is not None else duckdb.connect(config=config)
         self.seen_tables = {f.name: f"seen_{i}" for i, f in enumerate(f for f in spec.schema_ if f.unique)}
@@ -234,8 +242,7 @@ class ChunkTransform:
         pays DuckDB's planning once, and lets it scan them on all its threads.
         """
         self.reset()
-        schema = reader_schema(self.spec)
-        chunk = pa.Table.from_batches([_with_row_ids(b.cast(schema), i) for i, b in enumerate(batches)])
+        chunk = pa.Table.from_batches([_with_row_ids(b.cast(self.input_schema), i) for i, b in enumerate(batches)])
         self.con.register("chunk", chunk)
         try:
             result = self.con.sql(self.statement, params=self.query.params).to_arrow_table()
@@ -257,29 +264,24 @@ class ChunkTransform:
         # blocks its duplicates later in its chunk; remember it too, so later chunks decide the same way.
         passed_unique = pc.or_kleene(accepted, pc.starts_with(result.column(RULE), "output_")) if remember else None
         reject_cols = [RECORD_NO, LINE_NO, RULE, REASON] + [RAW_PREFIX + n for n in self.query.raw_fields]
+        rejected = pc.invert(accepted)
+        # Each output copies only its own columns out of the wide result.
+        outputs, raws = result.select(self.query.output_fields), result.select(reject_cols)
         parts = []
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-
-            def rows(columns: list[str], keep: pa.ChunkedArray, lo: int = lo, hi: int = hi) -> pa.Table:
-                # Each output copies only its own columns out of the wide result.
-                if order is None:
-                    return _rows(result.select(columns).slice(lo, hi - lo), keep.slice(lo, hi - lo), None)
-                return _rows(result.select(columns), keep, order.slice(lo, hi - lo))
-
-            output = rows(self.query.output_fields, accepted)
-            rejects = rows(reject_cols, pc.invert(accepted)).rename_columns(
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            output = _file_rows(outputs, accepted, lo, hi, order)
+            rejects = _file_rows(raws, rejected, lo, hi, order).rename_columns(
                 [RECORD_NO, LINE_NO, RULE, REASON, *self.query.raw_fields]
             )
-            unique_values = (
-                {name: rows([KEY_PREFIX + name], passed_unique).rename_columns(["v"]) for name in self.seen_tables}
-                if remember
-                else {}
-            )
+            unique_values = {
+                name: _file_rows(result.select([KEY_PREFIX + name]), passed_unique, lo, hi, order).rename_columns(["v"])
+                for name in (self.seen_tables if remember else ())
+            }
             parts.append((output, rejects, unique_values))
         return parts
 
     def output_schema(self) -> pa.Schema:
-        output, _ = self.apply(pa.RecordBatch.from_pylist([], schema=reader_schema(self.spec)))
+        output, _ = self.apply(pa.RecordBatch.from_pylist([], schema=self.input_schema))
         return output.schema
 
     def close(self) -> None:
@@ -446,7 +448,7 @@ class TransformSession:
                 with contextlib.ExitStack() as reading:
                     try:
                         source, batches = reading.enter_context(self._reading(job.source, chunk_size, limits))
-                        whole, batches = _whole_file(batches, chunk_size, reader_schema(self.spec))
+                        whole, batches = _whole_file(batches, chunk_size, self._transform.input_schema)
                     except FILE_ERRORS as exc:
                         yield job, exc
                         continue
